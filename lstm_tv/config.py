@@ -1,0 +1,368 @@
+"""The one resolved configuration that flows through every command.
+
+Typed dataclasses below hold every setting, its default and a one-line meaning. ``configs/default.yaml``
+is these defaults written out with their comments (``render_yaml(Config())``); a test keeps the two
+identical, so there is a single source of truth and an installed package needs no source tree.
+
+Resolution order: built-in defaults <- ``--config FILE`` (YAML) <- ``KEY=VALUE`` overrides (dotted keys,
+values parsed as YAML). Every value is checked for key, type and range; errors are ``ConfigError``
+with one line that names the key and says what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from lstm_tv.errors import ConfigError
+
+DEFAULT_CLASSES = ["wolf", "dog", "bear", "goldfish", "unknown"]
+
+
+def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+            choices: tuple | None = None) -> Any:
+    """A dataclass field with its meaning and allowed range (inclusive) or choices."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DataConfig:
+    dir: str = setting("data/synth/prepared", "prepared dataset that train and evaluate read")
+    raw: str = setting("data/synth/raw", "raw dataset (videos/ + labels/) that train prepares into data.dir when it is missing")
+    synthesize: bool = setting(True, "generate the synthetic TV dataset into data.raw when both data.dir and data.raw are missing")
+    size: int = setting(64, "frame side in pixels that prepare resizes every frame to (square)", min=8, max=1024)
+    classes: list[str] = setting(DEFAULT_CLASSES, "class names, in the order the model outputs them")
+    background: str = setting("unknown", "background class: frames no segment covers; makes no segment in metrics")
+    split_ratios: list[float] = setting([0.7, 0.15, 0.15], "train/val/test shares for videos not named in splits.csv")
+
+
+@dataclass
+class SynthConfig:
+    videos: int = setting(120, "number of synthetic videos", min=1)
+    frames: int = setting(600, "frames per synthetic video", min=16)
+    size: int = setting(96, "synthetic frame side in pixels (even, for H.264)", min=16, max=1024)
+    fps: int = setting(24, "frames per second of the synthetic videos", min=1, max=240)
+    gap_min: int = setting(10, "fewest unknown frames between the last cue and an ambiguous canine", min=1)
+    gap_max: int = setting(120, "most unknown frames between the last cue and an ambiguous canine", min=1)
+    switch_prob: float = setting(0.3, "probability that a video switches channel once, mid-video", min=0.0, max=1.0)
+    seed: int = setting(0, "random seed: the same seed gives the same dataset", min=0)
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = setting("cnn", "frame encoder: cnn (compact, for CPU) or a torchvision backbone (resnet18, mobilenet_v3_small, efficientnet_b0)")
+    pretrained: Union[bool, str] = setting(False, "false, true (torchvision weights from the local cache only) or a path to a state dict")
+    width: int = setting(32, "channels of the first block of the compact cnn encoder (doubles per block)", min=4, max=512)
+    embed: int = setting(128, "size of the per-frame embedding the encoder outputs", min=4, max=4096)
+    cell: str = setting("lstm", "memory cell: lstm, peephole, gru, rnn, tdnn (causal window) or none (frame only)")
+    hidden: int = setting(128, "hidden (and cell) state size of the memory cell", min=1, max=8192)
+    layers: int = setting(1, "stacked memory layers", min=1, max=16)
+    dropout: float = setting(0.0, "dropout between embedding, memory layers and head", min=0.0, max=0.95)
+    window: int = setting(16, "tdnn only: frames the causal window sees (this one and window-1 before)", min=1, max=4096)
+    forget_bias: float = setting(1.0, "initial forget-gate bias of lstm/peephole cells (>= 1 helps long memory)", min=-10.0, max=10.0)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = setting(20, "passes over the training frames", min=1)
+    batch_size: int = setting(8, "clips per optimisation step (per process under torchrun)", min=1)
+    clip_frames: int = setting(256, "frames per training clip", min=1)
+    tbptt: int = setting(64, "frames per truncated-BPTT chunk; state is carried and detached between chunks", min=1)
+    lr: float = setting(0.003, "peak learning rate of AdamW", min=0.0, max=10.0)
+    weight_decay: float = setting(0.0001, "AdamW weight decay", min=0.0, max=10.0)
+    warmup: float = setting(0.5, "epochs of linear learning-rate warm-up before the cosine decay", min=0.0)
+    grad_clip: float = setting(1.0, "clip the gradient norm to this (0 = off); recurrent nets explode", min=0.0)
+    label_smoothing: float = setting(0.0, "label smoothing of the per-frame cross-entropy", min=0.0, max=0.99)
+    class_weights: Union[str, list[float]] = setting("auto", "auto (inverse sqrt of label frequency), none, or one weight per class")
+    augment: bool = setting(True, "temporally consistent augmentation: one crop/flip/colour jitter per clip")
+    amp: bool = setting(False, "mixed precision for the encoder (bf16 on CPU, fp16 on CUDA); the memory cell stays fp32")
+    compile: bool = setting(False, "torch.compile the encoder (slow first steps, faster after)")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    seed: int = setting(0, "random seed; CPU runs with the same seed repeat exactly", min=0)
+    patience: int = setting(0, "stop after this many epochs without a better best_metric (0 = never)", min=0)
+    best_metric: str = setting("masked_accuracy", "validation metric that picks best.ckpt (frame_accuracy when data has no masks)",
+                               choices=("masked_accuracy", "frame_accuracy", "macro_f1", "edit", "f1@50"))
+    workers: int = setting(2, "data-loader worker processes (0 = load in the training process)", min=0, max=64)
+    steps_per_epoch: int = setting(0, "optimisation steps per epoch (0 = enough clips to cover the training frames once)", min=0)
+
+
+@dataclass
+class RunConfig:
+    dir: str = setting("", "run directory; empty = runs/<name>, numbered so runs never overwrite (runs/train2, ...)")
+    name: str = setting("train", "run name used when run.dir is empty")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict of the config (YAML- and checkpoint-safe: str, int, float, bool, lists)."""
+        return dataclasses.asdict(self)
+
+
+SECTION_HELP = {
+    "data": "where the data is and how prepare shapes it",
+    "synth": "the built-in synthetic TV dataset (lstm-tv synth, and train when no data exists)",
+    "model": "CNN frame encoder -> memory cell -> per-frame linear head",
+    "train": "optimisation",
+    "run": "where the outputs of a run go",
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Introspection helpers
+
+
+def _sections() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def _fields(section_cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(section_cls)}
+
+
+def all_keys() -> list[str]:
+    """Every dotted key, in declaration order (``data.dir``, ``data.raw``, ...)."""
+    return [f"{s}.{k}" for s, cls in _sections().items() for k in _fields(cls)]
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list[{_type_name(typing.get_args(tp)[0])}]"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _example(tp: Any) -> str:
+    return {int: "8", float: "0.001", bool: "true", str: "text"}.get(tp, "[...]")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checking one value
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Return ``value`` as type ``tp`` or raise ConfigError naming key, value and expected type."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: {value!r} is not a valid {_type_name(tp)}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}; write e.g. {key}=[a, b]")
+        return [_coerce(f"{key}[{i}]", v, item_tp) for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        # A path such as data.dir=2024 arrives from YAML as a number; it was meant as text.
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    kind = type(value).__name__ if value is not None else "null"
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({kind}); e.g. {key}={_example(tp)}")
+
+
+def _check_range(key: str, value: Any, meta: dict) -> None:
+    lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            allowed = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+            raise ConfigError(f"{key}: {value} is out of range; allowed {allowed}")
+
+
+def _check_consistency(cfg: Config) -> None:
+    """Checks that involve more than one key."""
+    d, s, t = cfg.data, cfg.synth, cfg.train
+    if len(d.classes) < 2 or len(set(d.classes)) != len(d.classes) or any(not c.strip() for c in d.classes):
+        raise ConfigError(f"data.classes: need at least 2 distinct non-empty names, got {d.classes}")
+    if d.background not in d.classes:
+        raise ConfigError(f"data.background: {d.background!r} is not one of data.classes {d.classes}")
+    if len(d.split_ratios) != 3 or any(r < 0 for r in d.split_ratios) or abs(sum(d.split_ratios) - 1) > 1e-6:
+        raise ConfigError(f"data.split_ratios: need 3 non-negative shares (train, val, test) summing to 1, got {d.split_ratios}")
+    if s.gap_min > s.gap_max:
+        raise ConfigError(f"synth.gap_min: {s.gap_min} is larger than synth.gap_max {s.gap_max}")
+    if s.size % 2:
+        raise ConfigError(f"synth.size: {s.size} must be even (H.264 needs even frame sizes)")
+    if isinstance(t.class_weights, str) and t.class_weights not in ("auto", "none"):
+        raise ConfigError(f"train.class_weights: {t.class_weights!r} must be auto, none or a list of weights")
+    if isinstance(t.class_weights, list):
+        if len(t.class_weights) != len(d.classes) or any(w < 0 for w in t.class_weights):
+            raise ConfigError(f"train.class_weights: need {len(d.classes)} non-negative weights (one per class), "
+                              f"got {t.class_weights}")
+    if t.tbptt > t.clip_frames:
+        raise ConfigError(f"train.tbptt: {t.tbptt} is longer than train.clip_frames {t.clip_frames}; "
+                          f"a chunk is part of a clip")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building a config from nested dicts
+
+
+def _suggest(key: str) -> str:
+    keys = all_keys()
+    leaf_matches = [k for k in keys if k.split(".")[-1] == key.split(".")[-1]]
+    close = leaf_matches or difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]}?" if close else f"; see `lstm-tv config show` for valid keys"
+
+
+def merge(base: dict, update: dict, *, source: str = "") -> dict:
+    """Deep-merge ``update`` onto ``base`` (both nested dicts keyed like the config); unknown keys raise."""
+    where = f" in {source}" if source else ""
+    if not isinstance(update, dict):
+        raise ConfigError(f"config{where} must be a mapping of sections (data:, model:, ...), got {type(update).__name__}")
+    out = {s: dict(v) for s, v in base.items()}
+    for section, values in update.items():
+        if section not in out:
+            if not isinstance(values, dict):
+                raise ConfigError(f"unknown key {section!r}{where}{_suggest(str(section))}")
+            raise ConfigError(f"unknown section {section!r}{where}; valid sections: {', '.join(out)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section}{where}: expected a mapping of keys, got {values!r}")
+        for key, value in values.items():
+            dotted = f"{section}.{key}"
+            if key not in out[section]:
+                raise ConfigError(f"unknown key {dotted!r}{where}{_suggest(dotted)}")
+            out[section][key] = value
+    return out
+
+
+def from_dict(tree: dict) -> Config:
+    """Validate a complete or partial nested dict (merged onto defaults) into a Config."""
+    merged = merge(Config().to_dict(), tree)
+    sections = {}
+    for name, cls in _sections().items():
+        kwargs = {}
+        for key, (f, tp) in _fields(cls).items():
+            dotted = f"{name}.{key}"
+            value = _coerce(dotted, merged[name][key], tp)
+            _check_range(dotted, value, f.metadata)
+            kwargs[key] = value
+        sections[name] = cls(**kwargs)
+    cfg = Config(**sections)
+    _check_consistency(cfg)
+    return cfg
+
+
+def _field_type(dotted: str) -> Any:
+    section, key = dotted.split(".", 1)
+    return _fields(_sections()[section])[key][1]
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """Turn ``["train.epochs=5", "model.cell=gru"]`` into a nested dict; values are parsed as YAML.
+
+    Values of plain text keys (paths, names) are taken literally, so ``run.name=yes`` stays a string.
+    """
+    tree: dict = {}
+    keys = set(all_keys())
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like KEY=VALUE, e.g. train.epochs=5")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if key not in keys:
+            raise ConfigError(f"unknown key {key!r}{_suggest(key)}")
+        if _field_type(key) is str and not (len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""):
+            value: Any = text
+        else:
+            try:
+                value = yaml.safe_load(text) if text.strip() else None
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{key}: cannot parse {text!r} as a YAML value ({str(e).splitlines()[0]})") from None
+        section, leaf = key.split(".", 1)
+        tree.setdefault(section, {})[leaf] = value
+    return tree
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML config file into a nested dict, with one-line errors for missing or invalid files."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}:{where} invalid YAML ({problem})") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections (data:, model:, ...)")
+    return tree
+
+
+def load_config(config_file: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults <- YAML file <- dotted overrides, validated into one Config."""
+    tree = Config().to_dict()
+    if config_file is not None:
+        tree = merge(tree, read_yaml(config_file), source=str(config_file))
+    if overrides:
+        tree = merge(tree, parse_overrides(overrides))
+    return from_dict(tree)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Writing a config
+
+
+def _yaml_value(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000).strip()
+    return text.removesuffix("\n...").strip()
+
+
+def render_yaml(cfg: Config, *, comments: bool = True) -> str:
+    """The config as YAML; with ``comments`` every key carries ``# (type) meaning``."""
+    lines = []
+    if comments:
+        lines += ["# lstm-tv configuration. Every key, its type and meaning. Copy this file, edit it and pass",
+                  "# it with --config FILE, or override single keys: lstm-tv train train.epochs=5 model.cell=gru",
+                  "# (This file is the built-in defaults written out; tests keep the two identical.)", ""]
+    tree = cfg.to_dict()
+    for name, cls in _sections().items():
+        lines.append(f"{name}:" + (f"  # {SECTION_HELP[name]}" if comments else ""))
+        for key, (f, tp) in _fields(cls).items():
+            entry = f"  {key}: {_yaml_value(tree[name][key])}"
+            if comments:
+                entry += f"  # ({_type_name(tp)}) {f.metadata['help']}"
+            lines.append(entry)
+        if comments:
+            lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"

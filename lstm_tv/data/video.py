@@ -1,0 +1,195 @@
+"""Reading and writing video with PyAV (FFmpeg bundled in its wheels).
+
+``read_frames`` is a generator: it holds one frame at a time, so memory does not grow with the video.
+Frames come out in decode order (frame index = position in the stream), as RGB ``uint8`` arrays of
+shape (H, W, 3), optionally resized inside FFmpeg (about twice as fast as resizing afterwards), each
+with its time in seconds from the first frame (from the frame's pts, so variable frame rates work).
+
+Every failure to open or decode raises ``VideoError`` naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from lstm_tv.errors import VideoError
+from lstm_tv.fileio import temp_path_beside
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".ogv")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a video's first video stream (``frames`` is 0 when unknown)."""
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    frames: int
+    duration: float
+
+
+def _open(path: str | Path):
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"{path}: video not found")
+    if path.is_dir():
+        raise VideoError(f"{path}: is a directory, not a video")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file (0 bytes), not a video")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.FFmpegError as e:
+        raise VideoError(f"{path}: cannot open as video ({_reason(e)})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: has no video stream (audio-only or not a video)")
+    return container
+
+
+def _reason(e: Exception) -> str:
+    text = getattr(e, "strerror", None) or str(e)
+    return text.split(":")[0].strip() if text else type(e).__name__
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a video's header: size, frame rate, frame count (0 if the container doesn't say), duration."""
+    with contextlib.closing(_open(path)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or 0
+        duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else (
+            container.duration / 1e6 if container.duration else 0.0)
+        return VideoInfo(str(path), stream.codec_context.width, stream.codec_context.height,
+                         float(rate), int(stream.frames or 0), duration)
+
+
+def read_frames(path: str | Path, size: int | tuple[int, int] | None = None) -> Iterator[tuple[np.ndarray, float]]:
+    """Yield ``(rgb, time)`` for every decoded frame of the first video stream.
+
+    Args:
+        path: the video file.
+        size: ``None`` keeps the original size; an int resizes to ``size`` x ``size``; a pair is
+            ``(width, height)``. Resizing happens inside FFmpeg (area interpolation).
+    Yields:
+        ``rgb``: uint8 array (H, W, 3); ``time``: seconds since the first frame.
+    Raises:
+        VideoError: the file is missing, empty, not a video, has no video stream, cannot be decoded,
+            or has no frames.
+    """
+    width, height = (size, size) if isinstance(size, int) else (size or (None, None))
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg's decoder
+        fallback_rate = float(stream.average_rate or stream.guessed_rate or 25)
+        t0 = None
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                t = float(frame.pts * stream.time_base) if frame.pts is not None and stream.time_base else index / fallback_rate
+                t0 = t if t0 is None else t0
+                if width is None:
+                    rgb = frame.to_ndarray(format="rgb24")
+                else:
+                    rgb = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+                yield rgb, t - t0
+                index += 1
+        except av.FFmpegError as e:
+            raise VideoError(f"{path}: decoding failed after {index} frames ({_reason(e)}); the file may be "
+                             f"truncated or corrupt") from None
+        if index == 0:
+            raise VideoError(f"{path}: no frame could be decoded; the file may be truncated or corrupt")
+    finally:
+        container.close()
+
+
+def count_frames(path: str | Path) -> int:
+    """Count decodable frames by demuxing and decoding (exact, unlike the header's count)."""
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        n = 0
+        try:
+            for _ in container.decode(stream):
+                n += 1
+        except av.FFmpegError as e:
+            raise VideoError(f"{path}: decoding failed after {n} frames ({_reason(e)})") from None
+        return n
+    finally:
+        container.close()
+
+
+class VideoWriter:
+    """Write RGB frames to an MP4 file: H.264 when available, else MPEG-4 Part 2.
+
+    The file is written under a temporary name and renamed on ``close()``; if the writer is left by an
+    exception (``with`` block) the temporary file is removed, so a half-written video never appears.
+    Odd widths or heights are padded by one pixel (yuv420p needs even sizes).
+
+    Example::
+
+        with VideoWriter("out.mp4", fps=24, width=96, height=96) as w:
+            w.write(rgb)  # uint8 (H, W, 3)
+    """
+
+    def __init__(self, path: str | Path, fps: float, width: int, height: int, *, crf: int = 20):
+        self.path = Path(path)
+        self.width, self.height = width + width % 2, height + height % 2
+        self._tmp = temp_path_beside(self.path, suffix=".mp4")
+        try:
+            self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        except av.FFmpegError as e:
+            self._tmp.unlink(missing_ok=True)
+            raise VideoError(f"{self.path}: cannot write video ({_reason(e)})") from None
+        rate = Fraction(fps).limit_denominator(1001)
+        try:
+            self._stream = self._container.add_stream("libx264", rate=rate)
+            self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+        except (av.FFmpegError, ValueError):  # FFmpeg built without libx264
+            self._stream = self._container.add_stream("mpeg4", rate=rate)
+            self._stream.options = {"qscale": "3"}
+        self._stream.width, self._stream.height = self.width, self.height
+        self._stream.pix_fmt = "yuv420p"
+        self.frames = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        """Encode one uint8 (H, W, 3) RGB frame of the size given at construction."""
+        h, w = rgb.shape[:2]
+        if (h, w) != (self.height, self.width):
+            rgb = np.pad(rgb, ((0, self.height - h), (0, self.width - w), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush the encoder and move the finished file to its final name."""
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop the partly written file."""
+        with contextlib.suppress(Exception):
+            self._container.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
