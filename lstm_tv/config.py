@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -184,6 +185,11 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif tp is str:
         # A path such as data.dir=2024 arrives from YAML as a number; it was meant as text.
         if isinstance(value, str):
@@ -196,6 +202,8 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
 
 def _check_range(key: str, value: Any, meta: dict) -> None:
     lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: {value} is not a finite number")
     if choices is not None and value not in choices:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):

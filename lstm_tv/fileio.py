@@ -16,6 +16,10 @@ from typing import Iterator
 
 from lstm_tv.errors import LstmTvError
 
+# mkstemp creates files readable by the owner only; finished files get the usual permissions.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def check_parent(path: str | Path) -> Path:
     """Return ``path`` as a Path, raising a one-line error if its directory does not exist."""
@@ -33,6 +37,7 @@ def temp_path_beside(path: str | Path, *, suffix: str = "") -> Path:
     """
     path = check_parent(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     return Path(tmp)
 

@@ -80,7 +80,7 @@ def read_frames(path: str | Path, size: int | tuple[int, int] | None = None) -> 
         size: ``None`` keeps the original size; an int resizes to ``size`` x ``size``; a pair is
             ``(width, height)``. Resizing happens inside FFmpeg (area interpolation).
     Yields:
-        ``rgb``: uint8 array (H, W, 3); ``time``: seconds since the first frame.
+        ``rgb``: C-contiguous uint8 array (H, W, 3); ``time``: seconds since the first frame.
     Raises:
         VideoError: the file is missing, empty, not a video, has no video stream, cannot be decoded,
             or has no frames.
@@ -101,7 +101,8 @@ def read_frames(path: str | Path, size: int | tuple[int, int] | None = None) -> 
                     rgb = frame.to_ndarray(format="rgb24")
                 else:
                     rgb = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
-                yield rgb, t - t0
+                # FFmpeg pads rows to its alignment for some widths; callers get C-contiguous arrays.
+                yield np.ascontiguousarray(rgb), t - t0
                 index += 1
         except av.FFmpegError as e:
             raise VideoError(f"{path}: decoding failed after {index} frames ({_reason(e)}); the file may be "

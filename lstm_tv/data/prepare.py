@@ -1,0 +1,318 @@
+"""``lstm-tv prepare SRC OUT``: raw videos + labels (FORMATS.md §1) -> a prepared dataset (§2).
+
+Each video is decoded once, resized inside FFmpeg to ``data.size`` x ``data.size`` and streamed to a
+raw uint8 file that training memory-maps; its labels (per-frame ``.txt`` or segment ``.csv``), optional
+mask and split are checked against the decoded frames and stored as small ``.npy`` arrays.
+
+Layout of a prepared dataset::
+
+    OUT/manifest.json                 classes, size, per-video frames/fps/split/source (written last)
+    OUT/videos/<stem>/frames.u8       raw uint8, shape (frames, size, size, 3), C order
+    OUT/videos/<stem>/labels.npy      int64 (frames,)
+    OUT/videos/<stem>/mask.npy        uint8 (frames,), only when masks/<stem>.txt exists
+    OUT/videos/<stem>/times.npy       float64 (frames,), seconds from the first frame
+
+Safe to interrupt: everything is built in ``OUT.partial/`` and renamed to ``OUT`` at the end, so ``OUT``
+exists only when complete. A video counts as done in ``OUT.partial`` once its ``video.json`` is
+written (last, atomically); a re-run with the same settings reuses finished videos and does the rest.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from lstm_tv import __version__
+from lstm_tv.config import DataConfig
+from lstm_tv.data import labels as L
+from lstm_tv.data.video import VIDEO_EXTENSIONS, read_frames
+from lstm_tv.errors import DatasetError
+from lstm_tv.fileio import write_json
+
+MANIFEST = "manifest.json"
+FORMAT = "lstm-tv/prepared"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """Everything one worker needs to prepare one video (picklable)."""
+
+    stem: str
+    video: str
+    labels: str
+    mask: str | None
+    split: str
+    size: int
+    classes: tuple[str, ...]
+    background: str
+    out_dir: str
+
+
+def discover(src: Path, *, skip_unlabeled: bool = False) -> tuple[list[tuple[str, Path, Path, Path | None]], list[str]]:
+    """Pair ``videos/<stem>.*`` with ``labels/<stem>.txt|.csv`` and ``masks/<stem>.txt``.
+
+    Returns:
+        ``([(stem, video, labels, mask_or_None)], warnings)`` sorted by stem.
+    """
+    if not src.is_dir():
+        raise DatasetError(f"{src}: source dataset directory not found")
+    vdir, ldir, mdir = src / "videos", src / "labels", src / "masks"
+    if not vdir.is_dir():
+        raise DatasetError(f"{src}: no videos/ directory; expected videos/<stem>.<ext> and labels/<stem>.txt|.csv")
+    warnings: list[str] = []
+    videos: dict[str, Path] = {}
+    for p in sorted(vdir.iterdir()):
+        if p.name.startswith(".") or not p.is_file():
+            continue
+        if p.suffix.lower() not in VIDEO_EXTENSIONS:
+            warnings.append(f"{p}: not a video extension ({', '.join(VIDEO_EXTENSIONS)}); ignored")
+            continue
+        if p.stem in videos:
+            raise DatasetError(f"{p} and {videos[p.stem]} share the stem {p.stem!r}; stems must be unique")
+        videos[p.stem] = p
+    label_files: dict[str, Path] = {}
+    for p in sorted(ldir.iterdir()) if ldir.is_dir() else []:
+        if p.name.startswith(".") or p.suffix.lower() not in (".txt", ".csv"):
+            continue
+        if p.stem in label_files:
+            raise DatasetError(f"{p} and {label_files[p.stem]}: two label files for {p.stem!r}; keep one")
+        label_files[p.stem] = p
+    for stem in sorted(set(label_files) - set(videos)):
+        raise DatasetError(f"{label_files[stem]} has no video {vdir / stem}.<ext>; add the video or remove the labels")
+    pairs = []
+    for stem, video in videos.items():
+        if stem not in label_files:
+            message = f"{video} has no labels {ldir / stem}.txt or .csv"
+            if not skip_unlabeled:
+                raise DatasetError(f"{message}; add them, or pass --skip-unlabeled to leave the video out")
+            warnings.append(f"{message}; left out (--skip-unlabeled)")
+            continue
+        mask = mdir / f"{stem}.txt"
+        pairs.append((stem, video, label_files[stem], mask if mask.is_file() else None))
+    if not pairs:
+        raise DatasetError(f"{src}: no labelled videos found in {vdir}")
+    return pairs, warnings
+
+
+def precheck_labels(pairs, classes: list[str]) -> None:
+    """Parse every label and mask file before any decoding, so bad labels fail in seconds, not hours."""
+    for _, _, labels, mask in pairs:
+        if labels.suffix.lower() == ".txt":
+            L.read_frame_labels(labels, classes)
+        else:
+            L.read_segments(labels, classes)
+        if mask is not None:
+            L.read_mask(mask)
+
+
+def assign_splits(src: Path, stems: list[str], ratios: list[float]) -> dict[str, str]:
+    """Splits from ``splits.csv`` where it names a video, else a stable hash of the stem."""
+    named = L.read_splits(src / "splits.csv", stems) if (src / "splits.csv").is_file() else {}
+    return {stem: named.get(stem) or L.hash_split(stem, ratios) for stem in stems}
+
+
+def prepare_video(job: VideoJob) -> dict:
+    """Decode, resize and store one video with its labels; return its manifest entry.
+
+    Runs in a worker process. Writes into ``job.out_dir`` (a fresh directory) and writes
+    ``video.json`` last, which marks the video as done.
+    """
+    out = Path(job.out_dir)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    times: list[float] = []
+    with open(out / "frames.u8", "wb") as f:
+        for rgb, t in read_frames(job.video, job.size):
+            f.write(memoryview(rgb).cast("B"))
+            times.append(t)
+    n = len(times)
+    classes = list(job.classes)
+    warnings = []
+    if job.labels.endswith(".txt"):
+        labels, warning = L.fit_length(L.read_frame_labels(job.labels, classes), n, job.labels)
+        warnings += [warning] if warning else []
+    else:
+        segments = L.read_segments(job.labels, classes)
+        labels = L.segments_to_frames(segments, times, classes.index(job.background))
+        late = [s.line for s in segments if s.start > times[-1] + L.TIME_SLACK]
+        if late:
+            warnings.append(f"{job.labels}: line {late[0]} (and {len(late) - 1} more) starts after the last frame "
+                            f"({times[-1]:.3f} s); times are in seconds")
+    np.save(out / "labels.npy", np.asarray(labels, dtype=np.int64))
+    np.save(out / "times.npy", np.asarray(times, dtype=np.float64))
+    if job.mask is not None:
+        mask, warning = L.fit_length(L.read_mask(job.mask), n, job.mask, what="mask values")
+        warnings += [warning] if warning else []
+        np.save(out / "mask.npy", np.asarray(mask, dtype=np.uint8))
+    duration = times[-1] if n > 1 else 0.0
+    entry = {
+        "stem": job.stem,
+        "split": job.split,
+        "frames": n,
+        "fps": round((n - 1) / duration, 6) if duration > 0 else 0.0,
+        "source": job.video,
+        "labels": job.labels,
+        "mask": job.mask,
+        "label_counts": np.bincount(labels, minlength=len(classes)).tolist(),
+        "source_stamp": _stamp(job),
+    }
+    write_json(out / "video.json", {"entry": entry, "warnings": warnings})
+    return {"entry": entry, "warnings": warnings}
+
+
+def _stamp(job: VideoJob) -> list:
+    """Size and mtime of a video's input files: a finished video is reused only if they are unchanged."""
+    files = [job.video, job.labels] + ([job.mask] if job.mask else [])
+    return [[p, os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in files]
+
+
+def _fingerprint(src: Path, cfg: DataConfig) -> dict:
+    return {"source": str(src.resolve()), "size": cfg.size, "classes": list(cfg.classes),
+            "background": cfg.background, "format_version": FORMAT_VERSION}
+
+
+def _reusable(job: VideoJob) -> dict | None:
+    """The finished result of ``job`` from an interrupted run, if its inputs have not changed."""
+    meta_path = Path(job.out_dir) / "video.json"
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        entry = meta["entry"]
+        ok = entry["source_stamp"] == _stamp(job) and entry["split"] == job.split
+        size = os.path.getsize(Path(job.out_dir) / "frames.u8")
+        ok = ok and size == entry["frames"] * job.size * job.size * 3
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return meta if ok else None
+
+
+def prepare_dataset(src: str | Path, out: str | Path, cfg: DataConfig, *, workers: int | None = None,
+                    skip_unlabeled: bool = False, overwrite: bool = False,
+                    progress: Callable[[int, int, str], None] | None = None,
+                    warn: Callable[[str], None] | None = None) -> dict:
+    """Prepare ``src`` (raw layout) into ``out``; return the manifest.
+
+    Args:
+        src: raw dataset directory (``videos/``, ``labels/``, optional ``masks/``, ``splits.csv``).
+        out: destination; must not exist unless ``overwrite``.
+        cfg: ``data`` settings (size, classes, background, split ratios).
+        workers: processes decoding videos in parallel (default: number of CPU cores).
+        skip_unlabeled: leave out videos without labels (a warning) instead of failing.
+        overwrite: replace an existing ``out``.
+        progress: called with ``(done, total, stem)`` after each video.
+        warn: called with each warning line.
+    Raises:
+        DatasetError, LabelError, VideoError: with one line naming the file.
+    """
+    src, out = Path(src), Path(out)
+    warn = warn or (lambda message: None)
+    if out.exists() and not overwrite:
+        raise DatasetError(f"{out}: already exists; choose another OUT or pass --overwrite to replace it")
+    if not out.parent.exists():
+        out.parent.mkdir(parents=True)
+    pairs, warnings = discover(src, skip_unlabeled=skip_unlabeled)
+    for w in warnings:
+        warn(w)
+    classes = list(cfg.classes)
+    precheck_labels(pairs, classes)
+    splits = assign_splits(src, [p[0] for p in pairs], cfg.split_ratios)
+
+    partial = out.with_name(out.name + ".partial")
+    fingerprint = _fingerprint(src, cfg)
+    _open_partial(partial, fingerprint)
+    jobs = [VideoJob(stem, str(video), str(labels), str(mask) if mask else None, splits[stem], cfg.size,
+                     tuple(classes), cfg.background, str(partial / "videos" / stem))
+            for stem, video, labels, mask in pairs]
+    results = _run_jobs(jobs, workers or os.cpu_count() or 1, progress, warn)
+
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "created_by": f"lstm-tv {__version__}",
+        "classes": classes,
+        "background": cfg.background,
+        "size": cfg.size,
+        "fps": float(np.median([r["entry"]["fps"] for r in results])),
+        "source": fingerprint["source"],
+        "videos": [{k: v for k, v in r["entry"].items() if k != "source_stamp"} for r in results],
+    }
+    write_json(partial / MANIFEST, manifest)
+    (partial / "partial.json").unlink()
+    _swap_into_place(partial, out)
+    return manifest
+
+
+def _open_partial(partial: Path, fingerprint: dict) -> None:
+    """Reuse ``partial`` from an interrupted run with the same settings, else start it clean."""
+    stamp = partial / "partial.json"
+    if partial.exists():
+        try:
+            same = json.loads(stamp.read_text()) == fingerprint
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            shutil.rmtree(partial)
+    (partial / "videos").mkdir(parents=True, exist_ok=True)
+    if not stamp.exists():
+        write_json(stamp, fingerprint)
+
+
+def _run_jobs(jobs: list[VideoJob], workers: int, progress, warn) -> list[dict]:
+    """Run ``prepare_video`` over jobs (in processes when workers > 1); results in job order."""
+    results: dict[str, dict] = {}
+    todo = []
+    for job in jobs:
+        done = _reusable(job)
+        if done is not None:
+            results[job.stem] = done
+        else:
+            todo.append(job)
+
+    def finish(job: VideoJob, result: dict) -> None:
+        results[job.stem] = result
+        for w in result["warnings"]:
+            warn(w)
+        if progress:
+            progress(len(results), len(jobs), job.stem)
+
+    if progress and results:
+        progress(len(results), len(jobs), "(reused from an interrupted run)")
+    if workers <= 1 or len(todo) <= 1:
+        for job in todo:
+            finish(job, prepare_video(job))
+    else:
+        # 'spawn' rather than fork: FFmpeg's decoder threads and fork do not mix safely.
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+            futures = {pool.submit(prepare_video, job): job for job in todo}
+            try:
+                for future in cf.as_completed(futures):
+                    finish(futures[future], future.result())
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    return [results[job.stem] for job in jobs]
+
+
+def _swap_into_place(partial: Path, out: Path) -> None:
+    """Rename the finished dataset to ``out`` (replacing an old one only after the new one is whole)."""
+    if out.exists():
+        trash = out.with_name(out.name + ".old")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(out, trash)
+        os.replace(partial, out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(partial, out)
+

@@ -1,0 +1,70 @@
+"""Shared fixtures: a CLI runner and tiny datasets built by the synthetic generator."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+# Tests run on the CPU with two threads, like the machines they are written for.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out!r}, err={self.err!r})"
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``lstm-tv ARGS...`` in-process; return its exit code, stdout and stderr."""
+    from lstm_tv.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def write_video(path, frames: int, *, width: int = 32, height: int = 32, fps: float = 24, seed: int = 0):
+    """A small MP4 of random-coloured frames (each frame a flat colour plus noise)."""
+    import numpy as np
+
+    from lstm_tv.data.video import VideoWriter
+
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(path, fps=fps, width=width, height=height) as w:
+        for _ in range(frames):
+            colour = rng.integers(0, 255, 3, dtype=np.uint8)
+            w.write(np.broadcast_to(colour, (height, width, 3)).copy())
+    return path
+
+
+def write_raw(root, videos: dict[str, int], *, classes=("wolf", "dog", "bear", "goldfish", "unknown"),
+              csv_stems=(), masks=True, splits: dict[str, str] | None = None, **video_kwargs):
+    """A raw dataset (FORMATS.md §1) of flat-colour videos with cyclic labels; returns its root."""
+    for i, (stem, frames) in enumerate(videos.items()):
+        write_video(root / "videos" / f"{stem}.mp4", frames, seed=i, **video_kwargs)
+        (root / "labels").mkdir(parents=True, exist_ok=True)
+        if stem in csv_stems:
+            (root / "labels" / f"{stem}.csv").write_text("start,end,label\n0.5,1.0,bear\n")
+        else:
+            (root / "labels" / f"{stem}.txt").write_text("".join(f"{classes[j % len(classes)]}\n" for j in range(frames)))
+        if masks:
+            (root / "masks").mkdir(exist_ok=True)
+            (root / "masks" / f"{stem}.txt").write_text("".join(f"{j % 2}\n" for j in range(frames)))
+    if splits:
+        (root / "splits.csv").write_text("video,split\n" + "".join(f"{k},{v}\n" for k, v in splits.items()))
+    return root
