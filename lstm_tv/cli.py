@@ -8,58 +8,28 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import click
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from lstm_tv.config import Config, load_config, render_yaml
+from lstm_tv import data
+from lstm_tv.config import load_config, render_yaml
 from lstm_tv.errors import LstmTvError
+from lstm_tv.ui import Reporter
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Per-frame video classification with memory: a CNN frame encoder feeding an LSTM.")
 config_app = typer.Typer(no_args_is_help=True, help="Show the configuration.")
 app.add_typer(config_app, name="config")
 
-console = Console()
 err_console = Console(stderr=True)
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (merged onto the defaults).")]
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. train.epochs=5 model.cell=gru.",
                                                           show_default=False)]
-
-
-class LazyBar:
-    """A rich progress bar that appears at its first update, so early errors print without a bar."""
-
-    def __init__(self, description: str):
-        self.description = description
-        self.progress: Progress | None = None
-
-    def update(self, completed: int, total: int | None, info: str = "") -> None:
-        if self.progress is None:
-            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                     console=err_console)
-            self.task = self.progress.add_task(self.description, total=total, info="")
-            self.progress.start()
-        self.progress.update(self.task, completed=completed, total=total, info=info)
-
-    def __enter__(self) -> "LazyBar":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
-def warn(message: str) -> None:
-    """Print a one-line warning to stderr."""
-    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -90,18 +60,7 @@ def synth(out: Annotated[Path, typer.Argument(help="Directory to create (raw dat
     flags = {"videos": videos, "frames": frames, "seed": seed, "size": size}
     extra = [f"synth.{k}={v}" for k, v in flags.items() if v is not None]
     cfg = load_config(config, (overrides or []) + extra)
-    make_synthetic(out, cfg, workers)
-
-
-def make_synthetic(out: Path, cfg: Config, workers: int = 0) -> None:
-    """Generate ``cfg.synth`` into ``out`` with a progress bar."""
-    from lstm_tv.data.synth import generate_dataset
-
-    start = time.perf_counter()
-    with LazyBar("synth") as bar:
-        generate_dataset(out, cfg.synth, workers=workers or os.cpu_count() or 1,
-                         progress=lambda done, total: bar.update(done, total))
-    console.print(f"wrote {cfg.synth.videos} synthetic videos to [bold]{out}[/] in {time.perf_counter() - start:.1f} s")
+    data.run_synth(out, cfg, Reporter(), workers=workers)
 
 
 @app.command()
@@ -113,25 +72,37 @@ def prepare(src: Annotated[Path, typer.Argument(help="Raw dataset: videos/, labe
             overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False) -> None:
     """Decode, resize and store videos with their labels for fast training."""
     cfg = load_config(config, overrides)
-    make_prepared(src, out, cfg, workers=workers, skip_unlabeled=skip_unlabeled, overwrite=overwrite)
+    data.run_prepare(src, out, cfg, Reporter(), workers=workers, skip_unlabeled=skip_unlabeled, overwrite=overwrite)
 
 
-def make_prepared(src: Path, out: Path, cfg: Config, *, workers: int = 0, skip_unlabeled: bool = False,
-                  overwrite: bool = False) -> dict:
-    """Run ``prepare_dataset`` with a progress bar and a one-line summary."""
-    from lstm_tv.data.prepare import prepare_dataset
+# ------------------------------------------------------------------------------------------------
+# train / evaluate
 
-    start = time.perf_counter()
-    with LazyBar("prepare") as bar:
-        manifest = prepare_dataset(src, out, cfg.data, workers=workers or None, skip_unlabeled=skip_unlabeled,
-                                   overwrite=overwrite, progress=bar.update, warn=warn)
-    seconds = time.perf_counter() - start
-    frames = sum(v["frames"] for v in manifest["videos"])
-    splits = {s: sum(v["split"] == s for v in manifest["videos"]) for s in ("train", "val", "test")}
-    console.print(f"prepared {len(manifest['videos'])} videos ({frames} frames, {frames / seconds:.0f} frames/s) "
-                  f"at {manifest['size']} px into [bold]{out}[/]; splits "
-                  + ", ".join(f"{k} {v}" for k, v in splits.items()))
-    return manifest
+
+@app.command()
+def train(config: ConfigOpt = None, overrides: Overrides = None,
+          resume: Annotated[Optional[Path], typer.Option(help="Continue a run: its directory or last.ckpt.")] = None) -> None:
+    """Train the frame encoder and memory (no arguments: the synthetic TV dataset, configs/default.yaml)."""
+    from lstm_tv.train import train as run_training
+
+    if resume is not None and (config is not None or overrides):
+        raise LstmTvError("--resume continues a run with the config stored in its checkpoint; "
+                          "drop --config and KEY=VALUE overrides")
+    run_training(None if resume else load_config(config, overrides), resume=resume)
+
+
+@app.command()
+def evaluate(checkpoint: Annotated[Path, typer.Argument(help="A checkpoint (best.ckpt).")],
+             data_dir: Annotated[Optional[Path], typer.Option("--data", help="Prepared dataset (default: the checkpoint's data.dir).")] = None,
+             split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+             report: Annotated[Optional[Path], typer.Option(help="Write the full report as JSON here.")] = None,
+             plot: Annotated[Optional[Path], typer.Option(help="Confusion-matrix PNG (default: beside the checkpoint, plots/confusion_<split>.png).")] = None,
+             device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto") -> None:
+    """Per-frame and segment metrics of a checkpoint on a split, streaming each video as predict does."""
+    from lstm_tv.evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(checkpoint, data_dir=data_dir, split=split, report_path=report, plot_path=plot,
+                        device=device, reporter=Reporter())
 
 
 # ------------------------------------------------------------------------------------------------

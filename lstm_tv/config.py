@@ -244,7 +244,7 @@ def _suggest(key: str) -> str:
     keys = all_keys()
     leaf_matches = [k for k in keys if k.split(".")[-1] == key.split(".")[-1]]
     close = leaf_matches or difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
-    return f"; did you mean {close[0]}?" if close else f"; see `lstm-tv config show` for valid keys"
+    return f"; did you mean {close[0]}?" if close else "; see `lstm-tv config show` for valid keys"
 
 
 def merge(base: dict, update: dict, *, source: str = "") -> dict:

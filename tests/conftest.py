@@ -68,3 +68,31 @@ def write_raw(root, videos: dict[str, int], *, classes=("wolf", "dog", "bear", "
     if splits:
         (root / "splits.csv").write_text("video,split\n" + "".join(f"{k},{v}\n" for k, v in splits.items()))
     return root
+
+
+# A tiny synthetic TV dataset, generated and prepared once per test session.
+TINY_SYNTH = ["synth.videos=8", "synth.frames=160", "synth.size=32", "synth.gap_min=4", "synth.gap_max=20"]
+# A tiny model and a short training run over it: seconds on a CPU.
+TINY_TRAIN = ["data.size=16", "model.width=4", "model.embed=8", "model.hidden=8", "train.epochs=1",
+              "train.batch_size=2", "train.clip_frames=32", "train.tbptt=16", "train.workers=0",
+              "train.steps_per_epoch=2", "train.warmup=0"]
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory):
+    """A prepared 8-video synthetic dataset at 16 px (raw in ``root/raw``, prepared in ``root/prepared``)."""
+    from lstm_tv.config import load_config
+    from lstm_tv.data.prepare import prepare_dataset
+    from lstm_tv.data.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("tiny")
+    cfg = load_config(None, TINY_SYNTH + ["data.size=16"])
+    generate_dataset(root / "raw", cfg.synth, workers=1)
+    prepare_dataset(root / "raw", root / "prepared", cfg.data, workers=1)
+    return root / "prepared"
+
+
+@pytest.fixture
+def tiny_config(tiny_prepared, tmp_path):
+    """Overrides for a seconds-long training run on ``tiny_prepared`` writing to ``tmp_path/run``."""
+    return TINY_TRAIN + [f"data.dir={tiny_prepared}", f"run.dir={tmp_path / 'run'}"]

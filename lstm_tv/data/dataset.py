@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from lstm_tv.config import DataConfig
+from lstm_tv.data.augment import ClipAugment
 from lstm_tv.data.prepare import FORMAT, FORMAT_VERSION, MANIFEST
 from lstm_tv.errors import DatasetError
 
@@ -131,14 +132,15 @@ class ClipDataset(torch.utils.data.Dataset):
     """Fixed-length training clips from the videos of one split.
 
     Each item is a dict: ``frames`` uint8 (L, S, S, 3), ``labels`` int64 (L,) with ``IGNORE`` on
-    padding, ``mask`` uint8 (L,) (zeros without masks or on padding). The clip plan is redrawn by
-    :meth:`set_epoch` from ``(seed, epoch)``, so runs repeat and a resumed run sees the same clips.
+    padding, ``mask`` uint8 (L,) (zeros without masks or on padding). The clip plan and each clip's
+    augmentation are drawn from ``(seed, epoch, clip)`` (:meth:`set_epoch`), so runs repeat, loader
+    workers change nothing, and a resumed run sees the same clips.
     Under distributed training each rank takes every ``world``-th clip of the same plan.
     """
 
     def __init__(self, data: PreparedDataset, split: str, clip_frames: int, clips_per_epoch: int, seed: int,
-                 *, rank: int = 0, world: int = 1):
-        self.data, self.clip_frames, self.seed = data, clip_frames, seed
+                 *, augment: ClipAugment | None = None, rank: int = 0, world: int = 1):
+        self.data, self.clip_frames, self.seed, self.augment = data, clip_frames, seed, augment
         self.videos = data.split(split)
         if not self.videos:
             raise DatasetError(f"{data.root}: no {split} videos; check splits.csv or data.split_ratios")
@@ -147,9 +149,11 @@ class ClipDataset(torch.utils.data.Dataset):
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's clips (the same on every rank; each rank keeps its share)."""
+        self.epoch = epoch
         rng = np.random.default_rng([self.seed, epoch])
         plan = plan_clips([v.frames for v in self.videos], self.clip_frames, self.clips_per_epoch, rng)
-        self.plan = plan[self.rank::self.world]
+        self.plan = [(i, *clip) for i, clip in enumerate(plan)][self.rank::self.world]
 
     def __len__(self) -> int:
         return len(self.plan)
@@ -164,12 +168,15 @@ class ClipDataset(torch.utils.data.Dataset):
         return self._arrays[index]
 
     def __getitem__(self, i: int) -> dict:
-        video, start = self.plan[i]
+        clip_id, video, start = self.plan[i]
         frames, labels, mask = self._open(video)
         end = min(start + self.clip_frames, len(labels))
-        n, pad = end - start, self.clip_frames - (end - start)
+        pad = self.clip_frames - (end - start)
+        pixels = torch.from_numpy(np.array(frames[start:end]))  # a copy: the memmap is read-only
+        if self.augment is not None:
+            pixels = self.augment(pixels, np.random.default_rng([self.seed, self.epoch, clip_id, 1]))
         clip = {
-            "frames": torch.from_numpy(np.ascontiguousarray(frames[start:end])),
+            "frames": pixels,
             "labels": torch.from_numpy(labels[start:end].astype(np.int64)),
             "mask": torch.from_numpy(mask[start:end].astype(np.uint8)),
         }
@@ -177,5 +184,4 @@ class ClipDataset(torch.utils.data.Dataset):
             clip["frames"] = torch.cat([clip["frames"], clip["frames"].new_zeros((pad, *frames.shape[1:]))])
             clip["labels"] = torch.cat([clip["labels"], torch.full((pad,), IGNORE, dtype=torch.int64)])
             clip["mask"] = torch.cat([clip["mask"], torch.zeros(pad, dtype=torch.uint8)])
-        assert len(clip["labels"]) == n + pad
         return clip

@@ -155,7 +155,9 @@ class VideoWriter:
         rate = Fraction(fps).limit_denominator(1001)
         try:
             self._stream = self._container.add_stream("libx264", rate=rate)
-            self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+            # mbtree=0: with macroblock-tree rate control libx264 encodes the same frames differently
+            # from run to run; without it, same frames -> same bytes (reproducible datasets).
+            self._stream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": "mbtree=0"}
         except (av.FFmpegError, ValueError):  # FFmpeg built without libx264
             self._stream = self._container.add_stream("mpeg4", rate=rate)
             self._stream.options = {"qscale": "3"}

@@ -1,0 +1,115 @@
+"""Checkpoints: self-sufficient, versioned, written atomically, loaded without unpickling code.
+
+A checkpoint holds everything later commands need — weights, the resolved config, the class list,
+frame size and normalisation — plus, for ``train --resume``, the optimiser, scheduler, epoch, RNG
+state and run history. It contains only tensors, numbers, strings, lists and dicts, so it loads with
+``torch.load(weights_only=True)``: a file crafted to run code when unpickled is refused.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lstm_tv import __version__
+from lstm_tv.config import Config, from_dict
+from lstm_tv.errors import CheckpointError, ConfigError
+from lstm_tv.fileio import atomic_path
+
+FORMAT = "lstm-tv/checkpoint"
+FORMAT_VERSION = 1
+REQUIRED = ("format", "version", "config", "classes", "background", "size", "model")
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` (see :func:`checkpoint_payload`) to ``path`` atomically.
+
+    The previous file at ``path`` stays intact until the new one is complete (also when the disk
+    fills up mid-write: the temporary file is removed and the error propagates).
+    """
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def checkpoint_payload(model: torch.nn.Module, cfg: Config, *, classes: list[str], background: str, size: int,
+                       fps: float, **extra: Any) -> dict[str, Any]:
+    """The dict stored in a checkpoint: model weights and everything needed to use them alone."""
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "lstm_tv_version": __version__,
+        "config": cfg.to_dict(),
+        "classes": list(classes),
+        "background": background,
+        "size": int(size),
+        "fps": float(fps),
+        "mean": model.mean.flatten().tolist(),
+        "std": model.std.flatten().tolist(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and check a checkpoint (on the CPU).
+
+    Raises:
+        CheckpointError: missing, truncated or not a checkpoint; from a newer lstm-tv; or containing
+            objects other than plain data (a crafted file that would run code when unpickled).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: not a torch.save archive)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        blocked = [line.strip() for line in str(e).splitlines() if "GLOBAL" in line]
+        if blocked:
+            raise CheckpointError(f"{path}: refused: it contains objects other than tensors and plain values, "
+                                  f"possibly crafted to run code when loaded ({blocked[0]})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt pickle data)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {str(e).splitlines()[0]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an lstm-tv checkpoint")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint, missing {', '.join(missing)}")
+    if not isinstance(ckpt["version"], int) or ckpt["version"] > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer lstm-tv (checkpoint format {ckpt['version']}, this "
+                              f"lstm-tv reads up to {FORMAT_VERSION}); upgrade lstm-tv")
+    return ckpt
+
+
+def config_of(ckpt: dict, path: str | Path = "checkpoint") -> Config:
+    """The resolved config stored in a checkpoint."""
+    try:
+        return from_dict(ckpt["config"])
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: stored config is invalid ({e})") from None
+
+
+def model_from_checkpoint(ckpt: dict, path: str | Path = "checkpoint"):
+    """Rebuild the model of a checkpoint with its weights, in eval mode on the CPU.
+
+    Raises:
+        CheckpointError: the weights do not fit the model the stored config describes.
+    """
+    from lstm_tv.model.classifier import build_model
+
+    cfg = config_of(ckpt, path)
+    # Pretrained weights are already in the state dict: build the bare architecture, load nothing else.
+    cfg.model.pretrained = False
+    model = build_model(cfg.model, len(ckpt["classes"]))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: weights do not match the model in its config "
+                              f"({str(e).splitlines()[0]})") from None
+    return model.eval()

@@ -1,0 +1,391 @@
+"""``lstm-tv train``: fit the frame encoder and the memory on clips, validate on whole videos.
+
+One epoch::
+
+    clips (B, L, S, S, 3)  --split along time-->  chunks of train.tbptt frames
+    for each chunk: logits, state = model(chunk, state)   # the memory flows on from the last chunk
+                    loss.backward(); clip grads; step      # gradients stop at the chunk start
+                    state = detach(state)                  # truncated back-propagation through time
+    validate: stream every val video through the model with the state carried (as predict does)
+
+Everything a run writes goes to its run directory (``config.yaml``, ``last.ckpt``, ``best.ckpt``,
+``metrics.csv``, ``plots/``); ``--resume`` continues from ``last.ckpt`` alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lstm_tv import plots
+from lstm_tv.checkpoint import checkpoint_payload, config_of, load_checkpoint, save_checkpoint
+from lstm_tv.config import Config, render_yaml
+from lstm_tv.data.augment import ClipAugment
+from lstm_tv.data.dataset import IGNORE, ClipDataset, PreparedDataset
+from lstm_tv.distributed import Dist, resolve_device, setup, teardown
+from lstm_tv.errors import DatasetError, LstmTvError
+from lstm_tv.evaluate import evaluate_model
+from lstm_tv.fileio import write_text
+from lstm_tv.model.cells import detach_state
+from lstm_tv.model.classifier import FrameClassifier, build_model
+from lstm_tv.ui import QUIET, Reporter
+
+METRIC_COLUMNS = ["epoch", "train_loss", "val_frame_accuracy", "val_macro_f1", "val_masked_accuracy", "val_edit",
+                  "val_f1@50", "lr", "frames_per_s", "seconds"]
+
+
+@dataclass
+class Progress:
+    """What ``--resume`` needs besides weights and optimiser: where the run stands."""
+
+    epoch: int = 0                      # epochs completed
+    best_value: float | None = None     # best validation metric so far
+    best_epoch: int = 0
+    stale_epochs: int = 0               # epochs since the best one (early stopping)
+    history: list[dict] = field(default_factory=list)  # metrics.csv rows
+
+
+# ---------------------------------------------------------------------------------------------------
+# Setting up a run
+
+
+def run_directory(cfg: Config) -> Path:
+    """``run.dir`` if set, else the first free ``runs/<name>``, ``runs/<name>2``, ..."""
+    if cfg.run.dir:
+        path = Path(cfg.run.dir)
+        if (path / "last.ckpt").exists():
+            raise LstmTvError(f"{path}: already holds a run; continue it with --resume {path}, or set another run.dir")
+        return path
+    base = Path("runs") / cfg.run.name
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{cfg.run.name}{n}")
+    return path
+
+
+def point_latest(run_dir: Path) -> None:
+    """Make ``runs/latest`` a symlink to ``run_dir`` (what predict and evaluate use by default)."""
+    runs = Path("runs")
+    runs.mkdir(exist_ok=True)
+    target = os.path.relpath(run_dir.resolve(), runs.resolve())
+    tmp = runs / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, runs / "latest")
+
+
+def ensure_dataset(cfg: Config, dist: Dist, reporter: Reporter) -> PreparedDataset:
+    """Open ``data.dir``; when it is missing, prepare it from ``data.raw`` (generating that first if
+    ``data.synthesize``). Only rank 0 builds; the other ranks wait for it."""
+    from lstm_tv.data import run_prepare, run_synth
+
+    data_dir, raw = Path(cfg.data.dir), Path(cfg.data.raw)
+    if dist.main and not (data_dir / "manifest.json").exists():
+        if not raw.exists():
+            if not cfg.data.synthesize:
+                raise DatasetError(f"{data_dir}: no prepared dataset and no raw dataset at {raw}; run "
+                                   f"lstm-tv prepare SRC {data_dir}, or set data.dir")
+            reporter.info(f"no dataset at {data_dir}: generating the synthetic TV dataset into {raw} first")
+            run_synth(raw, cfg, reporter)
+        reporter.info(f"no prepared dataset at {data_dir}: preparing {raw} at {cfg.data.size} px")
+        run_prepare(raw, data_dir, cfg, reporter)
+    dist.barrier()
+    data = PreparedDataset(data_dir)
+    data.check_matches(cfg.data)
+    return data
+
+
+def class_weights(cfg: Config, data: PreparedDataset) -> torch.Tensor | None:
+    """Loss weight per class: ``auto`` = (mean count / count) ** 0.5 over the training frames.
+
+    The background class dominates video; the square root lifts rare classes without letting a
+    handful of frames swamp the loss.
+    """
+    setting = cfg.train.class_weights
+    if setting == "none":
+        return None
+    if isinstance(setting, list):
+        return torch.tensor(setting, dtype=torch.float32)
+    counts = data.label_counts("train").astype(np.float64)
+    present = counts > 0
+    weights = np.ones_like(counts)
+    weights[present] = np.sqrt(counts[present].mean() / counts[present])
+    weights /= weights[present].mean()
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and normalisation parameters (1-D tensors)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.train.lr)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: Config, steps_per_epoch: int):
+    """Linear warm-up for ``train.warmup`` epochs, then cosine decay to 1% of the peak at the end."""
+    total = max(1, cfg.train.epochs * steps_per_epoch)
+    warmup = min(total - 1, int(cfg.train.warmup * steps_per_epoch))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def clips_per_epoch(cfg: Config, data: PreparedDataset, world: int) -> int:
+    """Clips drawn per epoch over all ranks: ``steps_per_epoch`` batches, or enough to cover the
+    training frames once; a multiple of the global batch."""
+    global_batch = cfg.train.batch_size * world
+    if cfg.train.steps_per_epoch:
+        return cfg.train.steps_per_epoch * global_batch
+    frames = sum(v.frames for v in data.split("train"))
+    clips = math.ceil(frames / cfg.train.clip_frames)
+    return max(1, math.ceil(clips / global_batch)) * global_batch
+
+
+# ---------------------------------------------------------------------------------------------------
+# One epoch
+
+
+def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, loss_fn, cfg: Config, device: torch.device,
+                    bar) -> dict:
+    """Truncated BPTT over each batch of clips; returns mean loss, frames seen and seconds."""
+    model.train()
+    tbptt = cfg.train.tbptt
+    total_loss, chunks, frames_seen = 0.0, 0, 0
+    start = time.perf_counter()
+    for i, batch in enumerate(loader):
+        frames = batch["frames"].to(device, non_blocking=True)  # (B, L, S, S, 3) uint8
+        labels = batch["labels"].to(device, non_blocking=True)  # (B, L)
+        state = None
+        for t in range(0, frames.shape[1], tbptt):
+            target = labels[:, t:t + tbptt]
+            if not (target != IGNORE).any():  # only padding left in these clips
+                break
+            logits, state = model(frames[:, t:t + tbptt], state)  # (B, T, K), memory carried in
+            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.train.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            state = detach_state(state)  # keep the memory, cut the gradient path
+            total_loss += loss.item()
+            chunks += 1
+        frames_seen += int((labels != IGNORE).sum())
+        seconds = time.perf_counter() - start
+        bar.update(i + 1, len(loader), f"loss {total_loss / max(chunks, 1):.4f}  {frames_seen / seconds:.0f} frames/s")
+    return {"train_loss": total_loss / max(chunks, 1), "frames": frames_seen, "seconds": time.perf_counter() - start}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Writing what a run produces
+
+
+def write_metrics_csv(path: Path, history: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
+    write_text(path, buf.getvalue())
+
+
+def pick_metric(cfg: Config, report: dict | None, reporter: Reporter, warned: list) -> tuple[str, float | None]:
+    """The validation value that decides ``best.ckpt`` (frame accuracy when the data has no masks)."""
+    if report is None:
+        return cfg.train.best_metric, None
+    name = cfg.train.best_metric
+    if name not in report:
+        if not warned:
+            reporter.warn(f"train.best_metric={name} is not available (no masks in the validation videos); "
+                          f"using frame_accuracy")
+            warned.append(True)
+        name = "frame_accuracy"
+    return name, float(report[name])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The run
+
+
+def train(cfg: Config | None, *, resume: str | Path | None = None, reporter: Reporter | None = None) -> Path:
+    """Train as ``cfg`` says, or continue the run of ``resume`` (a run directory or checkpoint, whose
+    stored config is used; ``cfg`` is then ignored); return the run directory.
+
+    Under ``torchrun`` every rank calls this; rank 0 alone writes files and prints.
+    """
+    ckpt = None
+    if resume is not None:
+        ckpt_path = Path(resume) / "last.ckpt" if Path(resume).is_dir() else Path(resume)
+        ckpt = load_checkpoint(ckpt_path)
+        if "optimizer" not in ckpt or "progress" not in ckpt:
+            raise LstmTvError(f"{ckpt_path}: has no training state to resume from; resume from a run's last.ckpt")
+        cfg = config_of(ckpt, ckpt_path)
+    device = resolve_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+    dist = setup(device)
+    try:
+        return _train(cfg, ckpt, resume, device, dist, reporter or (Reporter() if dist.main else QUIET))
+    finally:
+        teardown(dist)
+
+
+def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: Dist, reporter: Reporter) -> Path:
+    if not dist.main:
+        reporter = QUIET
+    torch.manual_seed(cfg.train.seed)
+    data = ensure_dataset(cfg, dist, reporter)
+    if not data.split("train"):
+        raise DatasetError(f"{data.root}: no training videos (splits: "
+                           f"{ {s: len(data.split(s)) for s in ('train', 'val', 'test')} })")
+    val_videos = data.split("val")
+    if not val_videos:
+        reporter.warn(f"{data.root}: no validation videos; best.ckpt follows the last epoch")
+
+    model = build_model(cfg.model, len(data.classes)).to(device)
+    model.set_channels_last(True)
+    if cfg.train.amp:
+        model.encoder_autocast = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+    core: FrameClassifier = model  # what is saved; `model` may be wrapped below
+    if cfg.train.compile:
+        core.encoder = torch.compile(core.encoder)
+    net: nn.Module = model
+    if dist.active:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    clips = clips_per_epoch(cfg, data, dist.world)
+    train_set = ClipDataset(data, "train", cfg.train.clip_frames, clips, cfg.train.seed,
+                            augment=ClipAugment() if cfg.train.augment else None, rank=dist.rank, world=dist.world)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=False,
+                                         num_workers=cfg.train.workers, persistent_workers=cfg.train.workers > 0,
+                                         pin_memory=device.type == "cuda")
+    steps_per_epoch = len(loader) * math.ceil(cfg.train.clip_frames / cfg.train.tbptt)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
+    weights = class_weights(cfg, data)
+    loss_fn = nn.CrossEntropyLoss(weight=weights.to(device) if weights is not None else None, ignore_index=IGNORE,
+                                  label_smoothing=cfg.train.label_smoothing)
+
+    progress = Progress()
+    if ckpt is not None:
+        _restore(ckpt, core, optimizer, scheduler, progress)
+        run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
+        reporter.info(f"resuming {run_dir} after epoch {progress.epoch} of {cfg.train.epochs}")
+    else:
+        run_dir = run_directory(cfg) if dist.main else Path(".")
+        run_dir = Path(dist.broadcast(str(run_dir)))
+    if dist.main:
+        (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+        write_text(run_dir / "config.yaml", render_yaml(cfg))
+        point_latest(run_dir)
+    reporter.info(f"training {cfg.model.encoder} + {cfg.model.cell} on {len(data.split('train'))} videos "
+                  f"({sum(v.frames for v in data.split('train'))} frames) on {device}"
+                  + (f" x {dist.world} processes" if dist.active else "")
+                  + f"; batch {cfg.train.batch_size * dist.world} clips x {cfg.train.clip_frames} frames"
+                  + (f" ({cfg.train.batch_size} per process)" if dist.active else "")
+                  + f", lr {cfg.train.lr}; run dir {run_dir}")
+
+    warned: list = []
+    for epoch in range(progress.epoch + 1, cfg.train.epochs + 1):
+        # Reseeding per epoch makes an epoch's randomness independent of what came before,
+        # so a resumed run repeats the uninterrupted one exactly.
+        torch.manual_seed(cfg.train.seed * 100_003 + epoch)
+        train_set.set_epoch(epoch)
+        with reporter.bar(f"epoch {epoch}/{cfg.train.epochs}") as bar:
+            stats = train_one_epoch(net, loader, optimizer, scheduler, loss_fn, cfg, device, bar)
+        report = None
+        if val_videos:
+            with reporter.bar("validate", total=len(val_videos)) as bar:
+                metrics = evaluate_model(core, data, val_videos, device, dist=dist, progress=bar.update)
+            report = metrics.compute(data.classes)
+        frames = dist.sum(stats["frames"])
+        row = {"epoch": epoch, "train_loss": round(dist.sum(stats["train_loss"]) / dist.world, 6),
+               "lr": optimizer.param_groups[0]["lr"], "frames_per_s": round(frames / stats["seconds"], 1),
+               "seconds": round(stats["seconds"], 2)}
+        if report is not None:
+            row.update({f"val_{k}": round(report[k], 6) for k in ("frame_accuracy", "macro_f1", "edit", "f1@50")})
+            row["val_masked_accuracy"] = round(report["masked_accuracy"], 6) if "masked_accuracy" in report else None
+        progress.history.append(row)
+        progress.epoch = epoch
+        name, value = pick_metric(cfg, report, reporter, warned)
+        improved = value is None or progress.best_value is None or value > progress.best_value
+        if improved:
+            progress.best_value, progress.best_epoch, progress.stale_epochs = value, epoch, 0
+        else:
+            progress.stale_epochs += 1
+        reporter.info(_epoch_line(row, name, improved))
+        if dist.main:
+            _save_epoch(run_dir, core, cfg, data, optimizer, scheduler, progress, report, improved)
+        if cfg.train.patience and progress.stale_epochs >= cfg.train.patience:
+            reporter.info(f"early stop: no better {name} for {cfg.train.patience} epochs")
+            break
+    if dist.main:
+        _summary(reporter, run_dir, progress)
+    return run_dir
+
+
+def _epoch_line(row: dict, metric: str, improved: bool) -> str:
+    parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
+    for key, label in [("val_frame_accuracy", "acc"), ("val_masked_accuracy", "masked"), ("val_macro_f1", "F1")]:
+        if row.get(key) is not None:
+            parts.append(f"{label} {row[key]:.4f}")
+    parts.append(f"{row['frames_per_s']:.0f} frames/s")
+    return "  ".join(parts) + ("  [green]best[/]" if improved else "")
+
+
+def _save_epoch(run_dir: Path, model: FrameClassifier, cfg: Config, data: PreparedDataset, optimizer, scheduler,
+                progress: Progress, report: dict | None, improved: bool) -> None:
+    payload = checkpoint_payload(
+        model, cfg, classes=data.classes, background=data.background, size=data.size, fps=data.fps,
+        epoch=progress.epoch, metrics=report or {},
+        optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+        progress={"epoch": progress.epoch, "best_value": progress.best_value, "best_epoch": progress.best_epoch,
+                  "stale_epochs": progress.stale_epochs, "history": progress.history},
+        rng={"torch": torch.get_rng_state()},
+    )
+    if improved:
+        save_checkpoint(run_dir / "best.ckpt", {k: v for k, v in payload.items() if k not in ("optimizer", "scheduler")})
+        if report is not None:
+            plots.confusion_matrix(report["confusion"], data.classes, run_dir / "plots" / "confusion_best.png",
+                                   title=f"validation, epoch {progress.epoch} (rows = truth)")
+    save_checkpoint(run_dir / "last.ckpt", payload)
+    write_metrics_csv(run_dir / "metrics.csv", progress.history)
+    plots.learning_curves(progress.history, run_dir / "plots" / "learning_curves.png")
+
+
+def _restore(ckpt: dict, model: FrameClassifier, optimizer, scheduler, progress: Progress) -> None:
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    p = ckpt["progress"]
+    progress.epoch, progress.best_value, progress.best_epoch = p["epoch"], p["best_value"], p["best_epoch"]
+    progress.stale_epochs, progress.history = p["stale_epochs"], list(p["history"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+
+
+def _summary(reporter: Reporter, run_dir: Path, progress: Progress) -> None:
+    best = next((row for row in progress.history if row["epoch"] == progress.best_epoch), progress.history[-1])
+    rows = [("best epoch", str(progress.best_epoch))]
+    for key, label in [("val_frame_accuracy", "frame accuracy"), ("val_masked_accuracy", "masked accuracy"),
+                       ("val_macro_f1", "macro-F1"), ("val_edit", "edit"), ("val_f1@50", "F1@50")]:
+        if best.get(key) is not None:
+            rows.append((label, f"{best[key]:.4f}"))
+    rows += [("run", str(run_dir)), ("best checkpoint", str(run_dir / "best.ckpt")),
+             ("last checkpoint", str(run_dir / "last.ckpt")), ("metrics", str(run_dir / "metrics.csv")),
+             ("plots", str(run_dir / "plots"))]
+    reporter.table("training finished (validation metrics of the best epoch)", rows)

@@ -1,0 +1,173 @@
+"""`lstm-tv train`: truncated BPTT over clips, validation by streaming, a self-sufficient run directory."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from lstm_tv.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from lstm_tv.config import load_config
+from lstm_tv.data.dataset import PreparedDataset
+from lstm_tv.errors import CheckpointError
+from lstm_tv.train import class_weights, make_scheduler, train
+from lstm_tv.ui import QUIET
+
+
+def test_train_writes_a_complete_run_directory(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = train(load_config(None, tiny_config + ["train.epochs=2"]), reporter=QUIET)
+    assert run == tmp_path / "run"
+    for name in ["config.yaml", "best.ckpt", "last.ckpt", "metrics.csv", "plots/learning_curves.png",
+                 "plots/confusion_best.png"]:
+        assert (run / name).is_file(), name
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    for key in ["train_loss", "val_frame_accuracy", "val_macro_f1", "val_masked_accuracy", "lr", "frames_per_s",
+                "seconds"]:
+        assert rows[-1][key] != "", key
+    assert os.path.realpath("runs/latest") == str(run.resolve())
+    assert load_checkpoint(run / "config.yaml".replace("config.yaml", "last.ckpt"))["progress"]["epoch"] == 2
+
+
+def test_checkpoint_is_self_sufficient(tiny_config, tiny_prepared, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = train(load_config(None, tiny_config), reporter=QUIET)
+    ckpt = load_checkpoint(run / "best.ckpt")
+    assert ckpt["classes"] == ["wolf", "dog", "bear", "goldfish", "unknown"]
+    assert ckpt["size"] == 16 and len(ckpt["mean"]) == 3 and ckpt["version"] == 1
+    assert "optimizer" not in ckpt                    # best.ckpt is for using, last.ckpt for resuming
+    model = model_from_checkpoint(ckpt)
+    frames = torch.from_numpy(np.array(PreparedDataset(tiny_prepared).frames(PreparedDataset(tiny_prepared).videos[0])[:20]))
+    logits, _ = model(frames[None])
+    assert logits.shape == (1, 20, 5) and torch.isfinite(logits).all()
+
+
+def test_resume_matches_an_uninterrupted_run(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = tiny_config + ["train.epochs=3", "model.dropout=0.1"]   # augmentation and dropout: randomness
+    whole = train(load_config(None, base + [f"run.dir={tmp_path / 'whole'}"]), reporter=QUIET)
+
+    # The same run, interrupted during its second epoch...
+    import lstm_tv.train as T
+
+    real, calls = T.train_one_epoch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(T, "train_one_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(load_config(None, base + [f"run.dir={tmp_path / 'cut'}"]), reporter=QUIET)
+    assert load_checkpoint(tmp_path / "cut" / "last.ckpt")["progress"]["epoch"] == 1
+    monkeypatch.setattr(T, "train_one_epoch", real)
+    # ...and resumed from its directory alone, ends exactly where the uninterrupted run ended.
+    resumed = train(None, resume=tmp_path / "cut", reporter=QUIET)
+    a, b = load_checkpoint(whole / "last.ckpt"), load_checkpoint(resumed / "last.ckpt")
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert a["progress"]["history"][-1]["train_loss"] == b["progress"]["history"][-1]["train_loss"]
+    assert [r["epoch"] for r in b["progress"]["history"]] == [1, 2, 3]
+
+
+def test_auto_class_weights_lift_rare_classes(tiny_prepared):
+    data = PreparedDataset(tiny_prepared)
+    weights = class_weights(load_config(None, ["data.size=16"]), data)
+    counts = data.label_counts("train")
+    background = data.classes.index("unknown")
+    present = counts > 0
+    assert weights[background] == weights[present].min()          # the most frequent class weighs least
+    assert torch.isclose(weights[present].mean(), torch.tensor(1.0))
+    assert class_weights(load_config(None, ["data.size=16", "train.class_weights=none"]), data) is None
+
+
+def test_schedule_warms_up_then_decays():
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1.0)
+    sched = make_scheduler(opt, load_config(None, ["train.epochs=4", "train.warmup=1"]), steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] < lrs[5] < lrs[9]                    # warm-up over the first epoch
+    assert max(lrs) == pytest.approx(1.0, abs=0.02)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # then cosine decay
+    assert lrs[-1] < 0.05
+
+
+def test_crafted_checkpoint_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "evil.ckpt"
+    torch.save({"format": "lstm-tv/checkpoint", "payload": Evil()}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "checkpoint not found"),
+    (lambda p: p.write_bytes(b"garbage" * 10), "not a readable checkpoint"),
+    (lambda p: torch.save({"weights": torch.zeros(2)}, p), "not an lstm-tv checkpoint"),
+])
+def test_bad_checkpoints(tmp_path, make, message):
+    path = tmp_path / "x.ckpt"
+    make(path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_newer_and_truncated_checkpoints(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = train(load_config(None, tiny_config), reporter=QUIET)
+    ckpt = load_checkpoint(run / "best.ckpt")
+    ckpt["version"] = 99
+    save_checkpoint(tmp_path / "new.ckpt", ckpt)
+    with pytest.raises(CheckpointError, match="newer lstm-tv"):
+        load_checkpoint(tmp_path / "new.ckpt")
+    data = (run / "best.ckpt").read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(tmp_path / "cut.ckpt")
+
+
+def test_train_and_evaluate_cli(tiny_config, tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    r = cli("train", *tiny_config)
+    assert r.code == 0, r
+    assert "training finished" in r.out
+    report_path = tmp_path / "report.json"
+    r = cli("evaluate", tmp_path / "run" / "best.ckpt", "--report", report_path, "--split", "test")
+    assert r.code == 0, r
+    import json
+
+    report = json.loads(report_path.read_text())
+    for key in ["frame_accuracy", "macro_f1", "per_class", "confusion", "edit", "f1@10", "f1@25", "f1@50",
+                "masked_accuracy"]:
+        assert key in report, key
+    assert (tmp_path / "run" / "plots" / "confusion_test.png").is_file()
+    r = cli("train", "--resume", tmp_path / "run", "train.epochs=5")
+    assert r.code == 1 and "drop --config" in r.err
+    r = cli("evaluate", tmp_path / "missing.ckpt")
+    assert r.code == 1 and "checkpoint not found" in r.err
+
+
+def test_validation_equals_evaluate(tiny_config, tiny_prepared, tmp_path, monkeypatch):
+    # The metric of the best epoch in metrics.csv is what `evaluate` of best.ckpt on val reports.
+    from lstm_tv.evaluate import evaluate_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    run = train(load_config(None, tiny_config), reporter=QUIET)
+    report = evaluate_checkpoint(run / "best.ckpt", split="val")
+    stored = load_checkpoint(run / "best.ckpt")["metrics"]
+    assert report["frame_accuracy"] == stored["frame_accuracy"]
+    assert report["confusion"] == stored["confusion"]
