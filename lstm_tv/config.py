@@ -75,18 +75,20 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = setting(20, "passes over the training frames", min=1)
+    epochs: int = setting(8, "joint epochs: passes over the training frames that train encoder and memory together", min=1)
     batch_size: int = setting(8, "clips per optimisation step (per process under torchrun)", min=1)
     clip_frames: int = setting(256, "frames per training clip", min=1)
     tbptt: int = setting(64, "frames per truncated-BPTT chunk; state is carried and detached between chunks", min=1)
     lr: float = setting(0.003, "peak learning rate of AdamW", min=0.0, max=10.0)
     weight_decay: float = setting(0.0001, "AdamW weight decay", min=0.0, max=10.0)
+    memory_epochs: int = setting(20, "epochs after train.epochs that train the memory and head alone on cached frame embeddings, whole videos at a time (0 = off)", min=0)
+    memory_lr: float = setting(0.003, "peak learning rate of the memory epochs (cosine decay, no warm-up)", min=0.0, max=10.0)
     warmup: float = setting(0.5, "epochs of linear learning-rate warm-up before the cosine decay", min=0.0)
     grad_clip: float = setting(1.0, "clip the gradient norm to this (0 = off); recurrent nets explode", min=0.0)
     label_smoothing: float = setting(0.0, "label smoothing of the per-frame cross-entropy", min=0.0, max=0.99)
     class_weights: Union[str, list[float]] = setting("auto", "auto (inverse sqrt of label frequency), none, or one weight per class")
     augment: bool = setting(True, "temporally consistent augmentation: one crop/flip/colour jitter per clip")
-    amp: bool = setting(False, "mixed precision for the encoder (bf16 on CPU, fp16 on CUDA); the memory cell stays fp32")
+    amp: Union[bool, str] = setting("auto", "mixed precision for the encoder (bf16; fp16 on old GPUs), the memory cell stays fp32: auto (on for CUDA and for CPUs with native bf16), true or false")
     compile: bool = setting(False, "torch.compile the encoder (slow first steps, faster after)")
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     seed: int = setting(0, "random seed; CPU runs with the same seed repeat exactly", min=0)
@@ -225,6 +227,8 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError(f"synth.gap_min: {s.gap_min} is larger than synth.gap_max {s.gap_max}")
     if s.size % 2:
         raise ConfigError(f"synth.size: {s.size} must be even (H.264 needs even frame sizes)")
+    if isinstance(t.amp, str) and t.amp != "auto":
+        raise ConfigError(f"train.amp: {t.amp!r} must be auto, true or false")
     if isinstance(t.class_weights, str) and t.class_weights not in ("auto", "none"):
         raise ConfigError(f"train.class_weights: {t.class_weights!r} must be auto, none or a list of weights")
     if isinstance(t.class_weights, list):

@@ -39,7 +39,7 @@ from lstm_tv.model.cells import detach_state
 from lstm_tv.model.classifier import FrameClassifier, build_model
 from lstm_tv.ui import QUIET, Reporter
 
-METRIC_COLUMNS = ["epoch", "train_loss", "val_frame_accuracy", "val_macro_f1", "val_masked_accuracy", "val_edit",
+METRIC_COLUMNS = ["epoch", "phase", "train_loss", "val_frame_accuracy", "val_macro_f1", "val_masked_accuracy", "val_edit",
                   "val_f1@50", "lr", "frames_per_s", "seconds"]
 
 
@@ -105,6 +105,21 @@ def ensure_dataset(cfg: Config, dist: Dist, reporter: Reporter) -> PreparedDatas
     return data
 
 
+def autocast_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
+    """The encoder's mixed-precision dtype for ``train.amp`` on ``device`` (None = full precision).
+
+    bf16 needs no loss scaling; on CPUs without native bf16 it is emulated and slower than fp32, so
+    ``auto`` uses it only where oneDNN reports bf16 support (or on CUDA).
+    """
+    if amp == "auto":
+        amp = device.type == "cuda" or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if not amp:
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
 def class_weights(cfg: Config, data: PreparedDataset) -> torch.Tensor | None:
     """Loss weight per class: ``auto`` = (mean count / count) ** 0.5 over the training frames.
 
@@ -124,18 +139,20 @@ def class_weights(cfg: Config, data: PreparedDataset) -> torch.Tensor | None:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases and normalisation parameters (1-D tensors)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.train.lr)
+def make_optimizer(params, weight_decay: float, lr: float) -> torch.optim.Optimizer:
+    """AdamW over a module's (or a list of) parameters; no weight decay on biases and normalisation
+    parameters (1-D tensors)."""
+    params = list(params.parameters() if isinstance(params, nn.Module) else params)
+    decay = [p for p in params if p.requires_grad and p.dim() > 1]
+    no_decay = [p for p in params if p.requires_grad and p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: Config, steps_per_epoch: int):
-    """Linear warm-up for ``train.warmup`` epochs, then cosine decay to 1% of the peak at the end."""
-    total = max(1, cfg.train.epochs * steps_per_epoch)
-    warmup = min(total - 1, int(cfg.train.warmup * steps_per_epoch))
+def make_scheduler(optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, warmup: float):
+    """Linear warm-up for ``warmup`` epochs, then cosine decay to 1% of the peak at the last step."""
+    total = max(1, epochs * steps_per_epoch)
+    warmup = min(total - 1, int(warmup * steps_per_epoch))
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -161,11 +178,14 @@ def clips_per_epoch(cfg: Config, data: PreparedDataset, world: int) -> int:
 # One epoch
 
 
-def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, loss_fn, cfg: Config, device: torch.device,
-                    bar) -> dict:
-    """Truncated BPTT over each batch of clips; returns mean loss, frames seen and seconds."""
+def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, loss_fn, tbptt: int, grad_clip: float,
+                    device: torch.device, bar, scaler: torch.amp.GradScaler | None = None) -> dict:
+    """Truncated BPTT over each batch of clips; returns mean loss, frames seen and seconds.
+
+    ``scaler`` scales the loss when the encoder runs in float16 (old GPUs), whose small gradients
+    would otherwise underflow; bf16 needs none.
+    """
     model.train()
-    tbptt = cfg.train.tbptt
     total_loss, chunks, frames_seen = 0.0, 0, 0
     start = time.perf_counter()
     for i, batch in enumerate(loader):
@@ -179,10 +199,18 @@ def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, loss_fn, cfg
             logits, state = model(frames[:, t:t + tbptt], state)  # (B, T, K), memory carried in
             loss = loss_fn(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.train.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            optimizer.step()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             scheduler.step()
             state = detach_state(state)  # keep the memory, cut the gradient path
             total_loss += loss.item()
@@ -191,6 +219,139 @@ def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, loss_fn, cfg
         seconds = time.perf_counter() - start
         bar.update(i + 1, len(loader), f"loss {total_loss / max(chunks, 1):.4f}  {frames_seen / seconds:.0f} frames/s")
     return {"train_loss": total_loss / max(chunks, 1), "frames": frames_seen, "seconds": time.perf_counter() - start}
+
+
+def total_epochs(cfg: Config) -> int:
+    """Joint epochs followed by memory epochs."""
+    return cfg.train.epochs + cfg.train.memory_epochs
+
+
+class JointPhase:
+    """Encoder and memory trained together on augmented clips with truncated BPTT (``train.epochs``)."""
+
+    name = "joint"
+
+    def __init__(self, cfg: Config, data: PreparedDataset, model: FrameClassifier, device: torch.device, dist: Dist):
+        self.cfg, self.device = cfg, device
+        self.net: nn.Module = model
+        if dist.active:
+            ids = [device.index] if device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        clips = clips_per_epoch(cfg, data, dist.world)
+        self.clips = ClipDataset(data, "train", cfg.train.clip_frames, clips, cfg.train.seed,
+                                 augment=ClipAugment() if cfg.train.augment else None, rank=dist.rank, world=dist.world)
+        self.loader = torch.utils.data.DataLoader(
+            self.clips, batch_size=cfg.train.batch_size, shuffle=False, num_workers=cfg.train.workers,
+            persistent_workers=cfg.train.workers > 0, pin_memory=device.type == "cuda")
+        steps_per_epoch = len(self.loader) * math.ceil(cfg.train.clip_frames / cfg.train.tbptt)
+        self.optimizer = make_optimizer(model, cfg.train.weight_decay, cfg.train.lr)
+        self.scheduler = make_scheduler(self.optimizer, cfg.train.epochs, steps_per_epoch, cfg.train.warmup)
+        fp16 = model.encoder_autocast == torch.float16
+        self.scaler = torch.amp.GradScaler(device.type) if fp16 else None
+
+    def run_epoch(self, epoch: int, loss_fn, bar) -> dict:
+        self.clips.set_epoch(epoch)
+        return train_one_epoch(self.net, self.loader, self.optimizer, self.scheduler, loss_fn, self.cfg.train.tbptt,
+                               self.cfg.train.grad_clip, self.device, bar, self.scaler)
+
+
+class MemoryPhase:
+    """The memory cell and head alone, over whole videos, on cached frame embeddings (``train.memory_epochs``).
+
+    Learning to carry a cue across a long gap is the slow part of training (the encoder learns the
+    frame classes in a few epochs). With the encoder frozen, each training video is encoded once and
+    the memory then trains on the embeddings at thousands of times the frame rate, back-propagating
+    through MEMORY_CHUNK frames at a time instead of ``train.tbptt``.
+    """
+
+    name = "memory"
+
+    def __init__(self, cfg: Config, data: PreparedDataset, model: FrameClassifier, device: torch.device, dist: Dist):
+        self.cfg, self.data, self.model, self.device, self.dist = cfg, data, model, device, dist
+        self.videos = data.split("train")[dist.rank::dist.world]
+        self.cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.net: nn.Module | None = None
+        self.params = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
+        batches = math.ceil(len(data.split("train")) / (cfg.train.batch_size * dist.world))
+        self.optimizer = make_optimizer(self.params, cfg.train.weight_decay, cfg.train.memory_lr)
+        self.scheduler = make_scheduler(self.optimizer, max(1, cfg.train.memory_epochs), batches, warmup=0.0)
+
+    def run_epoch(self, epoch: int, loss_fn, bar) -> dict:
+        if self.cache is None:  # first memory epoch (or the first after --resume): freeze and encode once
+            self.model.encoder.requires_grad_(False)
+            self.model.encoder.zero_grad(set_to_none=True)  # drop the joint phase's last gradients
+            # Wrapped only now: DDP must be built after the encoder stops needing gradients.
+            self.net = EmbeddingForward(self.model)
+            if self.dist.active:
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+            self.cache = cache_embeddings(self.model, self.data, self.videos, self.device, bar)
+        start = time.perf_counter()
+        rng = np.random.default_rng([self.cfg.train.seed, epoch, 2])
+        order = rng.permutation(len(self.cache))
+        batch = self.cfg.train.batch_size
+        total_loss, steps, frames_seen = 0.0, 0, 0
+        self.model.train()
+        for i in range(0, len(order), batch):
+            emb, labels = pad_batch([self.cache[j] for j in order[i:i + batch]], self.device)
+            state = None
+            for t in range(0, emb.shape[1], MEMORY_CHUNK):
+                logits, state = self.net(emb[:, t:t + MEMORY_CHUNK], state)
+                target = labels[:, t:t + MEMORY_CHUNK]
+                loss = loss_fn(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.cfg.train.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(self.params, self.cfg.train.grad_clip)
+                self.optimizer.step()
+                state = detach_state(state)
+                total_loss += loss.item()
+                steps += 1
+            self.scheduler.step()
+            frames_seen += int((labels != IGNORE).sum())
+            bar.update(i // batch + 1, math.ceil(len(order) / batch), f"loss {total_loss / steps:.4f}")
+        return {"train_loss": total_loss / max(steps, 1), "frames": frames_seen, "seconds": time.perf_counter() - start}
+
+
+MEMORY_CHUNK = 1024  # frames back-propagated through at once in the memory phase (longer videos: TBPTT)
+
+
+class EmbeddingForward(nn.Module):
+    """``model.forward_embeddings`` as a module's forward, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: FrameClassifier):
+        super().__init__()
+        self.model = model
+
+    def forward(self, emb: torch.Tensor, state=None):
+        return self.model.forward_embeddings(emb, state)
+
+
+@torch.no_grad()
+def cache_embeddings(model: FrameClassifier, data: PreparedDataset, videos, device: torch.device, bar,
+                     chunk: int = 256) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Encode every frame of ``videos`` once (eval mode, no augmentation): ``[(emb (T, F), labels (T,))]``."""
+    from lstm_tv.predict import array_chunks
+
+    model.eval()
+    cache = []
+    for i, video in enumerate(videos):
+        parts = [model.encode(torch.from_numpy(c).to(device)[None])[0] for c in array_chunks(data.frames(video), chunk)]
+        cache.append((torch.cat(parts).float(), torch.from_numpy(data.labels(video)).to(device)))
+        bar.update(i + 1, len(videos), f"encoding {video.stem}")
+    return cache
+
+
+def pad_batch(items: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack videos of different lengths: embeddings padded with zeros, labels with IGNORE (the pad
+    comes after each video's end, and the memory is causal, so it changes no real frame's output)."""
+    length = max(len(e) for e, _ in items)
+    emb = torch.zeros(len(items), length, items[0][0].shape[1], device=device)
+    labels = torch.full((len(items), length), IGNORE, dtype=torch.int64, device=device)
+    for i, (e, y) in enumerate(items):
+        emb[i, :len(e)] = e
+        labels[i, :len(y)] = y
+    return emb, labels
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -259,33 +420,23 @@ def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: D
 
     model = build_model(cfg.model, len(data.classes)).to(device)
     model.set_channels_last(True)
-    if cfg.train.amp:
-        model.encoder_autocast = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
-    core: FrameClassifier = model  # what is saved; `model` may be wrapped below
+    model.encoder_autocast = autocast_dtype(cfg.train.amp, device)
     if cfg.train.compile:
-        core.encoder = torch.compile(core.encoder)
-    net: nn.Module = model
-    if dist.active:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    clips = clips_per_epoch(cfg, data, dist.world)
-    train_set = ClipDataset(data, "train", cfg.train.clip_frames, clips, cfg.train.seed,
-                            augment=ClipAugment() if cfg.train.augment else None, rank=dist.rank, world=dist.world)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=False,
-                                         num_workers=cfg.train.workers, persistent_workers=cfg.train.workers > 0,
-                                         pin_memory=device.type == "cuda")
-    steps_per_epoch = len(loader) * math.ceil(cfg.train.clip_frames / cfg.train.tbptt)
-    optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
+        model.encoder = torch.compile(model.encoder)
     weights = class_weights(cfg, data)
     loss_fn = nn.CrossEntropyLoss(weight=weights.to(device) if weights is not None else None, ignore_index=IGNORE,
                                   label_smoothing=cfg.train.label_smoothing)
+    joint = JointPhase(cfg, data, model, device, dist)
+    memory = MemoryPhase(cfg, data, model, device, dist)
 
     progress = Progress()
     if ckpt is not None:
-        _restore(ckpt, core, optimizer, scheduler, progress)
+        # The optimiser state saved belongs to the phase of the saved epoch; at the joint/memory
+        # boundary the memory phase starts fresh, as it does in an uninterrupted run.
+        phase = joint if ckpt["progress"]["epoch"] <= cfg.train.epochs else memory
+        _restore(ckpt, model, phase, progress)
         run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
-        reporter.info(f"resuming {run_dir} after epoch {progress.epoch} of {cfg.train.epochs}")
+        reporter.info(f"resuming {run_dir} after epoch {progress.epoch} of {total_epochs(cfg)}")
     else:
         run_dir = run_directory(cfg) if dist.main else Path(".")
         run_dir = Path(dist.broadcast(str(run_dir)))
@@ -301,21 +452,21 @@ def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: D
                   + f", lr {cfg.train.lr}; run dir {run_dir}")
 
     warned: list = []
-    for epoch in range(progress.epoch + 1, cfg.train.epochs + 1):
+    for epoch in range(progress.epoch + 1, total_epochs(cfg) + 1):
+        phase = joint if epoch <= cfg.train.epochs else memory
         # Reseeding per epoch makes an epoch's randomness independent of what came before,
         # so a resumed run repeats the uninterrupted one exactly.
         torch.manual_seed(cfg.train.seed * 100_003 + epoch)
-        train_set.set_epoch(epoch)
-        with reporter.bar(f"epoch {epoch}/{cfg.train.epochs}") as bar:
-            stats = train_one_epoch(net, loader, optimizer, scheduler, loss_fn, cfg, device, bar)
+        with reporter.bar(f"epoch {epoch}/{total_epochs(cfg)}" + (" memory" if phase is memory else "")) as bar:
+            stats = phase.run_epoch(epoch, loss_fn, bar)
         report = None
         if val_videos:
             with reporter.bar("validate", total=len(val_videos)) as bar:
-                metrics = evaluate_model(core, data, val_videos, device, dist=dist, progress=bar.update)
+                metrics = evaluate_model(model, data, val_videos, device, dist=dist, progress=bar.update)
             report = metrics.compute(data.classes)
         frames = dist.sum(stats["frames"])
-        row = {"epoch": epoch, "train_loss": round(dist.sum(stats["train_loss"]) / dist.world, 6),
-               "lr": optimizer.param_groups[0]["lr"], "frames_per_s": round(frames / stats["seconds"], 1),
+        row = {"epoch": epoch, "phase": phase.name, "train_loss": round(dist.sum(stats["train_loss"]) / dist.world, 6),
+               "lr": phase.optimizer.param_groups[0]["lr"], "frames_per_s": round(frames / stats["seconds"], 1),
                "seconds": round(stats["seconds"], 2)}
         if report is not None:
             row.update({f"val_{k}": round(report[k], 6) for k in ("frame_accuracy", "macro_f1", "edit", "f1@50")})
@@ -330,7 +481,7 @@ def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: D
             progress.stale_epochs += 1
         reporter.info(_epoch_line(row, name, improved))
         if dist.main:
-            _save_epoch(run_dir, core, cfg, data, optimizer, scheduler, progress, report, improved)
+            _save_epoch(run_dir, model, cfg, data, phase, progress, report, improved)
         if cfg.train.patience and progress.stale_epochs >= cfg.train.patience:
             reporter.info(f"early stop: no better {name} for {cfg.train.patience} epochs")
             break
@@ -348,12 +499,12 @@ def _epoch_line(row: dict, metric: str, improved: bool) -> str:
     return "  ".join(parts) + ("  [green]best[/]" if improved else "")
 
 
-def _save_epoch(run_dir: Path, model: FrameClassifier, cfg: Config, data: PreparedDataset, optimizer, scheduler,
+def _save_epoch(run_dir: Path, model: FrameClassifier, cfg: Config, data: PreparedDataset, phase,
                 progress: Progress, report: dict | None, improved: bool) -> None:
     payload = checkpoint_payload(
         model, cfg, classes=data.classes, background=data.background, size=data.size, fps=data.fps,
         epoch=progress.epoch, metrics=report or {},
-        optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+        optimizer=phase.optimizer.state_dict(), scheduler=phase.scheduler.state_dict(),
         progress={"epoch": progress.epoch, "best_value": progress.best_value, "best_epoch": progress.best_epoch,
                   "stale_epochs": progress.stale_epochs, "history": progress.history},
         rng={"torch": torch.get_rng_state()},
@@ -368,10 +519,10 @@ def _save_epoch(run_dir: Path, model: FrameClassifier, cfg: Config, data: Prepar
     plots.learning_curves(progress.history, run_dir / "plots" / "learning_curves.png")
 
 
-def _restore(ckpt: dict, model: FrameClassifier, optimizer, scheduler, progress: Progress) -> None:
+def _restore(ckpt: dict, model: FrameClassifier, phase, progress: Progress) -> None:
     model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
+    phase.optimizer.load_state_dict(ckpt["optimizer"])
+    phase.scheduler.load_state_dict(ckpt["scheduler"])
     p = ckpt["progress"]
     progress.epoch, progress.best_value, progress.best_epoch = p["epoch"], p["best_value"], p["best_epoch"]
     progress.stale_epochs, progress.history = p["stale_epochs"], list(p["history"])

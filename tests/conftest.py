@@ -75,7 +75,7 @@ TINY_SYNTH = ["synth.videos=8", "synth.frames=160", "synth.size=32", "synth.gap_
 # A tiny model and a short training run over it: seconds on a CPU.
 TINY_TRAIN = ["data.size=16", "model.width=4", "model.embed=8", "model.hidden=8", "train.epochs=1",
               "train.batch_size=2", "train.clip_frames=32", "train.tbptt=16", "train.workers=0",
-              "train.steps_per_epoch=2", "train.warmup=0"]
+              "train.steps_per_epoch=2", "train.warmup=0", "train.memory_epochs=0", "train.amp=false"]
 
 
 @pytest.fixture(scope="session")

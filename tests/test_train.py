@@ -46,34 +46,50 @@ def test_checkpoint_is_self_sufficient(tiny_config, tiny_prepared, tmp_path, mon
     assert logits.shape == (1, 20, 5) and torch.isfinite(logits).all()
 
 
-def test_resume_matches_an_uninterrupted_run(tiny_config, tmp_path, monkeypatch):
+@pytest.mark.parametrize("stop_in", ["joint", "memory"])
+def test_resume_matches_an_uninterrupted_run(tiny_config, tmp_path, monkeypatch, stop_in):
+    # Two joint epochs then two memory epochs, with augmentation and dropout: randomness everywhere.
     monkeypatch.chdir(tmp_path)
-    base = tiny_config + ["train.epochs=3", "model.dropout=0.1"]   # augmentation and dropout: randomness
+    base = tiny_config + ["train.epochs=2", "train.memory_epochs=2", "model.dropout=0.1"]
     whole = train(load_config(None, base + [f"run.dir={tmp_path / 'whole'}"]), reporter=QUIET)
 
-    # The same run, interrupted during its second epoch...
+    # The same run, interrupted in its second (joint) or third (first memory) epoch...
     import lstm_tv.train as T
 
-    real, calls = T.train_one_epoch, []
+    target, name = (T, "train_one_epoch") if stop_in == "joint" else (T.MemoryPhase, "run_epoch")
+    real, calls = getattr(target, name), []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == (2 if stop_in == "joint" else 1):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(T, "train_one_epoch", interrupted)
+    monkeypatch.setattr(target, name, interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(load_config(None, base + [f"run.dir={tmp_path / 'cut'}"]), reporter=QUIET)
-    assert load_checkpoint(tmp_path / "cut" / "last.ckpt")["progress"]["epoch"] == 1
-    monkeypatch.setattr(T, "train_one_epoch", real)
+    assert load_checkpoint(tmp_path / "cut" / "last.ckpt")["progress"]["epoch"] == (1 if stop_in == "joint" else 2)
+    monkeypatch.setattr(target, name, real)
     # ...and resumed from its directory alone, ends exactly where the uninterrupted run ended.
     resumed = train(None, resume=tmp_path / "cut", reporter=QUIET)
     a, b = load_checkpoint(whole / "last.ckpt"), load_checkpoint(resumed / "last.ckpt")
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     assert a["progress"]["history"][-1]["train_loss"] == b["progress"]["history"][-1]["train_loss"]
-    assert [r["epoch"] for r in b["progress"]["history"]] == [1, 2, 3]
+    assert [(r["epoch"], r["phase"]) for r in b["progress"]["history"]] == [
+        (1, "joint"), (2, "joint"), (3, "memory"), (4, "memory")]
+
+
+def test_memory_epochs_train_only_the_memory(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    joint = train(load_config(None, tiny_config + ["train.epochs=1", f"run.dir={tmp_path / 'a'}"]), reporter=QUIET)
+    both = train(load_config(None, tiny_config + ["train.epochs=1", "train.memory_epochs=1",
+                                                  f"run.dir={tmp_path / 'b'}"]), reporter=QUIET)
+    a, b = load_checkpoint(joint / "last.ckpt")["model"], load_checkpoint(both / "last.ckpt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("encoder."))       # the encoder is frozen
+    assert not all(torch.equal(a[k], b[k]) for k in a if k.startswith(("cell.", "head.")))  # the memory moved
+    rows = list(csv.DictReader(open(both / "metrics.csv")))
+    assert [r["phase"] for r in rows] == ["joint", "memory"]
 
 
 def test_auto_class_weights_lift_rare_classes(tiny_prepared):
@@ -90,7 +106,7 @@ def test_auto_class_weights_lift_rare_classes(tiny_prepared):
 def test_schedule_warms_up_then_decays():
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.AdamW(model.parameters(), lr=1.0)
-    sched = make_scheduler(opt, load_config(None, ["train.epochs=4", "train.warmup=1"]), steps_per_epoch=10)
+    sched = make_scheduler(opt, epochs=4, steps_per_epoch=10, warmup=1.0)
     lrs = []
     for _ in range(40):
         lrs.append(opt.param_groups[0]["lr"])
