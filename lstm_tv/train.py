@@ -178,6 +178,17 @@ def clips_per_epoch(cfg: Config, data: PreparedDataset, world: int) -> int:
 # One epoch
 
 
+def frame_loss(loss_fn, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-frame loss of logits (B, T, K) against labels (B, T); padding (IGNORE) does not count.
+
+    A chunk that is all padding gives a zero that still has a graph: every process then runs the
+    same backward passes, which DistributedDataParallel's gradient all-reduce needs.
+    """
+    if not bool((target != IGNORE).any()):
+        return logits.sum() * 0.0
+    return loss_fn(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+
+
 def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, loss_fn, tbptt: int, grad_clip: float,
                     device: torch.device, bar, scaler: torch.amp.GradScaler | None = None) -> dict:
     """Truncated BPTT over each batch of clips; returns mean loss, frames seen and seconds.
@@ -193,11 +204,8 @@ def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, loss_fn, tbp
         labels = batch["labels"].to(device, non_blocking=True)  # (B, L)
         state = None
         for t in range(0, frames.shape[1], tbptt):
-            target = labels[:, t:t + tbptt]
-            if not (target != IGNORE).any():  # only padding left in these clips
-                break
             logits, state = model(frames[:, t:t + tbptt], state)  # (B, T, K), memory carried in
-            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+            loss = frame_loss(loss_fn, logits, labels[:, t:t + tbptt])
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -268,11 +276,11 @@ class MemoryPhase:
 
     def __init__(self, cfg: Config, data: PreparedDataset, model: FrameClassifier, device: torch.device, dist: Dist):
         self.cfg, self.data, self.model, self.device, self.dist = cfg, data, model, device, dist
-        self.videos = data.split("train")[dist.rank::dist.world]
+        self.videos = data.split("train")
         self.cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.net: nn.Module | None = None
         self.params = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
-        batches = math.ceil(len(data.split("train")) / (cfg.train.batch_size * dist.world))
+        batches = math.ceil(len(self.videos) / (cfg.train.batch_size * dist.world))
         self.optimizer = make_optimizer(self.params, cfg.train.weight_decay, cfg.train.memory_lr)
         self.scheduler = make_scheduler(self.optimizer, max(1, cfg.train.memory_epochs), batches, warmup=0.0)
 
@@ -285,20 +293,20 @@ class MemoryPhase:
             if self.dist.active:
                 ids = [self.device.index] if self.device.type == "cuda" else None
                 self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+            # Every process caches every training video (embeddings are small), so all can follow one plan.
             self.cache = cache_embeddings(self.model, self.data, self.videos, self.device, bar)
         start = time.perf_counter()
         rng = np.random.default_rng([self.cfg.train.seed, epoch, 2])
-        order = rng.permutation(len(self.cache))
-        batch = self.cfg.train.batch_size
+        plan = memory_plan([len(labels) for _, labels in self.cache], self.cfg.train.batch_size, self.dist.world, rng)
         total_loss, steps, frames_seen = 0.0, 0, 0
         self.model.train()
-        for i in range(0, len(order), batch):
-            emb, labels = pad_batch([self.cache[j] for j in order[i:i + batch]], self.device)
+        for i, (per_rank, length) in enumerate(plan):
+            items = [self.cache[j] for j in per_rank[self.dist.rank]]
+            emb, labels = pad_batch(items, length, self.cache[0][0].shape[1], self.device)
             state = None
-            for t in range(0, emb.shape[1], MEMORY_CHUNK):
+            for t in range(0, length, MEMORY_CHUNK):
                 logits, state = self.net(emb[:, t:t + MEMORY_CHUNK], state)
-                target = labels[:, t:t + MEMORY_CHUNK]
-                loss = loss_fn(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+                loss = frame_loss(loss_fn, logits, labels[:, t:t + MEMORY_CHUNK])
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if self.cfg.train.grad_clip > 0:
@@ -309,8 +317,23 @@ class MemoryPhase:
                 steps += 1
             self.scheduler.step()
             frames_seen += int((labels != IGNORE).sum())
-            bar.update(i // batch + 1, math.ceil(len(order) / batch), f"loss {total_loss / steps:.4f}")
+            bar.update(i + 1, len(plan), f"loss {total_loss / steps:.4f}")
         return {"train_loss": total_loss / max(steps, 1), "frames": frames_seen, "seconds": time.perf_counter() - start}
+
+
+def memory_plan(lengths: list[int], batch: int, world: int, rng: np.random.Generator) -> list[tuple[list[list[int]], int]]:
+    """One epoch of the memory phase: per step, each rank's video indices and the length to pad to.
+
+    Every rank derives the same plan and pads to the longest video of the whole step, so all ranks
+    run the same number of chunks (DDP's all-reduce needs it); a rank left without a video in the
+    last step gets an empty (all-padding) one.
+    """
+    order = rng.permutation(len(lengths))
+    plan = []
+    for i in range(0, len(order), batch * world):
+        group = order[i:i + batch * world]
+        plan.append(([group[r::world].tolist() for r in range(world)], max(lengths[j] for j in group)))
+    return plan
 
 
 MEMORY_CHUNK = 1024  # frames back-propagated through at once in the memory phase (longer videos: TBPTT)
@@ -342,12 +365,13 @@ def cache_embeddings(model: FrameClassifier, data: PreparedDataset, videos, devi
     return cache
 
 
-def pad_batch(items: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack videos of different lengths: embeddings padded with zeros, labels with IGNORE (the pad
-    comes after each video's end, and the memory is causal, so it changes no real frame's output)."""
-    length = max(len(e) for e, _ in items)
-    emb = torch.zeros(len(items), length, items[0][0].shape[1], device=device)
-    labels = torch.full((len(items), length), IGNORE, dtype=torch.int64, device=device)
+def pad_batch(items: list[tuple[torch.Tensor, torch.Tensor]], length: int, dim: int,
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack videos to ``length`` frames: embeddings padded with zeros, labels with IGNORE (the pad
+    comes after each video's end, and the memory is causal, so it changes no real frame's output).
+    No items give one all-padding row."""
+    emb = torch.zeros(max(1, len(items)), length, dim, device=device)
+    labels = torch.full((max(1, len(items)), length), IGNORE, dtype=torch.int64, device=device)
     for i, (e, y) in enumerate(items):
         emb[i, :len(e)] = e
         labels[i, :len(y)] = y
@@ -422,7 +446,7 @@ def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: D
     model.set_channels_last(True)
     model.encoder_autocast = autocast_dtype(cfg.train.amp, device)
     if cfg.train.compile:
-        model.encoder = torch.compile(model.encoder)
+        model.encoder.compile()  # in place: parameter names (and so checkpoints) stay the same
     weights = class_weights(cfg, data)
     loss_fn = nn.CrossEntropyLoss(weight=weights.to(device) if weights is not None else None, ignore_index=IGNORE,
                                   label_smoothing=cfg.train.label_smoothing)
@@ -531,7 +555,7 @@ def _restore(ckpt: dict, model: FrameClassifier, phase, progress: Progress) -> N
 
 def _summary(reporter: Reporter, run_dir: Path, progress: Progress) -> None:
     best = next((row for row in progress.history if row["epoch"] == progress.best_epoch), progress.history[-1])
-    rows = [("best epoch", str(progress.best_epoch))]
+    rows = [("best epoch", f"{progress.best_epoch} (validation metrics below)")]
     for key, label in [("val_frame_accuracy", "frame accuracy"), ("val_masked_accuracy", "masked accuracy"),
                        ("val_macro_f1", "macro-F1"), ("val_edit", "edit"), ("val_f1@50", "F1@50")]:
         if best.get(key) is not None:
@@ -539,4 +563,4 @@ def _summary(reporter: Reporter, run_dir: Path, progress: Progress) -> None:
     rows += [("run", str(run_dir)), ("best checkpoint", str(run_dir / "best.ckpt")),
              ("last checkpoint", str(run_dir / "last.ckpt")), ("metrics", str(run_dir / "metrics.csv")),
              ("plots", str(run_dir / "plots"))]
-    reporter.table("training finished (validation metrics of the best epoch)", rows)
+    reporter.table("training finished", rows)

@@ -51,7 +51,7 @@ class Reporter:
 
     def info(self, message: str) -> None:
         if self.enabled:
-            self.out.print(message, highlight=False)
+            self.out.print(message, highlight=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
         if self.enabled:
