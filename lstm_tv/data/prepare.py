@@ -55,6 +55,7 @@ class VideoJob:
     classes: tuple[str, ...]
     background: str
     out_dir: str
+    threads: int = 0  # decoder threads (0 = FFmpeg decides)
 
 
 def discover(src: Path, *, skip_unlabeled: bool = False) -> tuple[list[tuple[str, Path, Path, Path | None]], list[str]]:
@@ -131,7 +132,7 @@ def prepare_video(job: VideoJob) -> dict:
     out.mkdir(parents=True)
     times: list[float] = []
     with open(out / "frames.u8", "wb") as f:
-        for rgb, t in read_frames(job.video, job.size):
+        for rgb, t in read_frames(job.video, job.size, threads=job.threads):
             f.write(memoryview(rgb).cast("B"))
             times.append(t)
     n = len(times)
@@ -197,7 +198,7 @@ def _reusable(job: VideoJob) -> dict | None:
 
 
 def prepare_dataset(src: str | Path, out: str | Path, cfg: DataConfig, *, workers: int | None = None,
-                    skip_unlabeled: bool = False, overwrite: bool = False,
+                    skip_unlabeled: bool = False, overwrite: bool = False, decode_threads: int | None = None,
                     progress: Callable[[int, int, str], None] | None = None,
                     warn: Callable[[str], None] | None = None) -> dict:
     """Prepare ``src`` (raw layout) into ``out``; return the manifest.
@@ -209,6 +210,8 @@ def prepare_dataset(src: str | Path, out: str | Path, cfg: DataConfig, *, worker
         workers: processes decoding videos in parallel (default: number of CPU cores).
         skip_unlabeled: leave out videos without labels (a warning) instead of failing.
         overwrite: replace an existing ``out``.
+        decode_threads: FFmpeg decoder threads per worker; default: the cores divided among the
+            workers (one worker decodes with all cores).
         progress: called with ``(done, total, stem)`` after each video.
         warn: called with each warning line.
     Raises:
@@ -230,10 +233,13 @@ def prepare_dataset(src: str | Path, out: str | Path, cfg: DataConfig, *, worker
     partial = out.with_name(out.name + ".partial")
     fingerprint = _fingerprint(src, cfg)
     _open_partial(partial, fingerprint)
+    workers = min(workers or os.cpu_count() or 1, len(pairs))
+    # Parallel workers split the cores between them rather than each decoding with every core.
+    threads = decode_threads if decode_threads is not None else max(1, (os.cpu_count() or 1) // workers)
     jobs = [VideoJob(stem, str(video), str(labels), str(mask) if mask else None, splits[stem], cfg.size,
-                     tuple(classes), cfg.background, str(partial / "videos" / stem))
+                     tuple(classes), cfg.background, str(partial / "videos" / stem), threads)
             for stem, video, labels, mask in pairs]
-    results = _run_jobs(jobs, workers or os.cpu_count() or 1, progress, warn)
+    results = _run_jobs(jobs, workers, progress, warn)
 
     manifest = {
         "format": FORMAT,

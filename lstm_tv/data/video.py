@@ -19,6 +19,7 @@ from typing import Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from lstm_tv.errors import VideoError
 from lstm_tv.fileio import temp_path_beside
@@ -72,13 +73,16 @@ def probe(path: str | Path) -> VideoInfo:
                          float(rate), int(stream.frames or 0), duration)
 
 
-def read_frames(path: str | Path, size: int | tuple[int, int] | None = None) -> Iterator[tuple[np.ndarray, float]]:
+def read_frames(path: str | Path, size: int | tuple[int, int] | None = None, *,
+                threads: int = 0) -> Iterator[tuple[np.ndarray, float]]:
     """Yield ``(rgb, time)`` for every decoded frame of the first video stream.
 
     Args:
         path: the video file.
         size: ``None`` keeps the original size; an int resizes to ``size`` x ``size``; a pair is
             ``(width, height)``. Resizing happens inside FFmpeg (area interpolation).
+        threads: decoder threads; 0 lets FFmpeg choose (all cores). Processes decoding in parallel
+            should share the cores instead of each claiming all of them.
     Yields:
         ``rgb``: C-contiguous uint8 array (H, W, 3); ``time``: seconds since the first frame.
     Raises:
@@ -90,17 +94,19 @@ def read_frames(path: str | Path, size: int | tuple[int, int] | None = None) -> 
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg's decoder
+        stream.codec_context.thread_count = threads
         fallback_rate = float(stream.average_rate or stream.guessed_rate or 25)
+        # One reformatter for the whole video: it keeps FFmpeg's scaler context between frames.
+        # (frame.to_ndarray(width=...) builds a new one per frame, which cost 4x the time here.)
+        reformatter = VideoReformatter()
         t0 = None
         index = 0
         try:
             for frame in container.decode(stream):
                 t = float(frame.pts * stream.time_base) if frame.pts is not None and stream.time_base else index / fallback_rate
                 t0 = t if t0 is None else t0
-                if width is None:
-                    rgb = frame.to_ndarray(format="rgb24")
-                else:
-                    rgb = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+                rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24",
+                                           interpolation="AREA" if width is not None else None).to_ndarray()
                 # FFmpeg pads rows to its alignment for some widths; callers get C-contiguous arrays.
                 yield np.ascontiguousarray(rgb), t - t0
                 index += 1
