@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lstm_tv import data
 from lstm_tv.config import load_config, render_yaml
@@ -106,7 +107,94 @@ def evaluate(checkpoint: Annotated[Path, typer.Argument(help="A checkpoint (best
 
 
 # ------------------------------------------------------------------------------------------------
+# predict / explain / export
+
+CheckpointOpt = Annotated[Optional[Path], typer.Option(
+    help="A checkpoint (default: runs/latest/best.ckpt, the latest run's best, relative to the current directory).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+LabelsOpt = Annotated[Optional[Path], typer.Option(
+    help="True labels: a per-frame .txt or a segment .csv (FORMATS.md §1); with several videos a directory "
+         "of <stem>.txt/.csv. Adds a truth strip to figures and the accuracy to the summary.")]
+
+
+@app.command()
+def predict(videos: Annotated[list[str], typer.Argument(help="Video files, directories of videos, or glob patterns.",
+                                                        show_default=False)],
+            checkpoint: CheckpointOpt = None,
+            out: Annotated[Optional[Path], typer.Option(
+                help="Per-frame results: FILE.csv or FILE.jsonl (one row per decoded frame: frame,time,label,"
+                     "confidence,p_<class>...), or an existing directory for <stem>.csv per video. Without it "
+                     "no per-frame file is written, only the summary.")] = None,
+            annotate: Annotated[Optional[Path], typer.Option(
+                help="Write the video with label, confidence and probability bars drawn on each frame "
+                     "(OUT.mp4, original size and fps; a directory for several videos).")] = None,
+            timeline: Annotated[Optional[Path], typer.Option(
+                help="Figure of the labels over time with the confidence (OUT.png; a directory for several videos).")] = None,
+            labels: LabelsOpt = None,
+            batch: Annotated[int, typer.Option(help="Decoded frames per streamed chunk (memory, not results, depends on it).")] = 64,
+            stride: Annotated[int, typer.Option(
+                help="Run the model on every N-th frame only and repeat its last prediction in between (faster "
+                     "on long videos). The memory cell then sees every N-th frame, i.e. time N times faster "
+                     "than it was trained at.")] = 1,
+            fps: Annotated[Optional[float], typer.Option(
+                help="Like --stride, with N chosen so the model runs at about this many frames per second.")] = None,
+            amp: Annotated[bool, typer.Option(
+                "--amp/--no-amp", help="Run the frame encoder in bfloat16 on the CPU (float16 on CUDA): the encoder "
+                                       "alone runs ~1.5-2x faster on CPUs with native bf16, but decoding bounds the whole "
+                                       "pipeline (docs/benchmarks.md); probabilities stay within ~1e-2 of fp32.")] = False,
+            device: DeviceOpt = "auto") -> None:
+    """Label every frame of videos, streaming each through the model in constant memory.
+
+    Results go where --out, --annotate and --timeline say (with several videos: existing directories, one file per video); every file is written under a temporary name and renamed when its video is done, so an interrupted run leaves nothing that looks complete.
+    """
+    from lstm_tv.predict import run_predict
+
+    run_predict(videos, checkpoint=checkpoint, out=out, annotate=annotate, timeline=timeline, labels=labels,
+                device=device, batch=batch, stride=stride, fps=fps, amp=amp, reporter=Reporter())
+
+
+@app.command()
+def explain(video: Annotated[Path, typer.Argument(help="The video to explain.")],
+            checkpoint: CheckpointOpt = None,
+            out: Annotated[Optional[Path], typer.Option(
+                help="The figure (.png, .pdf or .svg; default: <video stem>.explain.png in the current directory).")] = None,
+            labels: LabelsOpt = None,
+            layer: Annotated[Optional[int], typer.Option(help="Memory layer to show, 0 = first (default: the last).")] = None,
+            batch: Annotated[int, typer.Option(help="Decoded frames per streamed chunk.")] = 64,
+            device: DeviceOpt = "auto") -> None:
+    """Figure of the memory over a video: class probabilities, forget/input/output gates, cell state.
+
+    For lstm and peephole cells. Long videos are summarised into at most ~4000 points per curve (each the mean of consecutive frames).
+    """
+    from lstm_tv.explain import run_explain
+
+    run_explain(video, checkpoint=checkpoint, out=out, labels=labels, layer=layer, device=device, batch=batch,
+                reporter=Reporter())
+
+
+@app.command()
+def export(checkpoint: Annotated[Path, typer.Argument(help="The checkpoint to export.")],
+           format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.", show_default=False)],
+           out: Annotated[Optional[Path], typer.Option(
+               help="The model file (default: beside the checkpoint, <stem>.onnx or <stem>.torchscript.pt); "
+                    "its description goes to <out>.json.")] = None,
+           chunk: Annotated[Optional[int], typer.Option(
+               help="peephole cells only: the fixed number of frames per call (default 16); other cells take any.")] = None) -> None:
+    """Export the streaming step (frames + state in, logits + state out) as ONNX or TorchScript.
+
+    State inputs by cell: lstm/peephole h, c; gru/rnn h; tdnn context; none nothing. The export is checked against PyTorch over a 3-chunk stream before it is written. ONNX needs pip install 'lstm-tv\\[onnx]'.
+    """
+    from lstm_tv.export import run_export
+
+    run_export(checkpoint, format, out, chunk=chunk, reporter=Reporter())
+
+
+# ------------------------------------------------------------------------------------------------
 # entry point
+
+
+# Recent typer releases vendor click: their usage errors derive from typer.TyperException, not click's class.
+_TYPER_USAGE_ERROR = getattr(typer, "TyperException", click.ClickException)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,12 +208,19 @@ def main(argv: list[str] | None = None) -> None:
     except LstmTvError as e:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        # escape: a message naming "clip [1080p].mp4" must not be read as rich markup
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except OSError as e:  # the disk is full, a path is not writable, ...: the system's own words, one line
+        if debug:
+            raise
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        err_console.print(f"[bold red]error:[/] {e.strerror or e}{where}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
+    except (click.ClickException, _TYPER_USAGE_ERROR) as e:
+        e.show()  # usage errors (missing argument, unknown option, bad type), as click prints them
         sys.exit(e.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
         err_console.print("[bold red]interrupted[/]")

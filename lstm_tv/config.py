@@ -92,6 +92,8 @@ class TrainConfig:
     compile: bool = setting(False, "torch.compile the encoder (slow first steps, faster after)")
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     seed: int = setting(0, "random seed; CPU runs with the same seed repeat exactly", min=0)
+    nonfinite: str = setting("stop", "a non-finite loss or gradient: stop (with a message naming the step; the last checkpoint is kept) or skip the step and count it",
+                             choices=("stop", "skip"))
     patience: int = setting(0, "stop after this many epochs without a better best_metric (0 = never)", min=0)
     best_metric: str = setting("masked_accuracy", "validation metric that picks best.ckpt (frame_accuracy when data has no masks)",
                                choices=("masked_accuracy", "frame_accuracy", "macro_f1", "edit", "f1@50"))

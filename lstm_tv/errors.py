@@ -30,3 +30,7 @@ class DatasetError(LstmTvError):
 
 class CheckpointError(LstmTvError):
     """A checkpoint is missing, corrupt, incompatible or unsafe."""
+
+
+class TrainingError(LstmTvError):
+    """Training cannot go on (for example the loss became non-finite)."""

@@ -32,7 +32,7 @@ from lstm_tv.config import Config, render_yaml
 from lstm_tv.data.augment import ClipAugment
 from lstm_tv.data.dataset import IGNORE, ClipDataset, PreparedDataset
 from lstm_tv.distributed import Dist, resolve_device, setup, teardown
-from lstm_tv.errors import DatasetError, LstmTvError
+from lstm_tv.errors import DatasetError, LstmTvError, TrainingError
 from lstm_tv.evaluate import evaluate_model
 from lstm_tv.fileio import write_text
 from lstm_tv.model.cells import detach_state
@@ -40,7 +40,7 @@ from lstm_tv.model.classifier import FrameClassifier, build_model
 from lstm_tv.ui import QUIET, Reporter
 
 METRIC_COLUMNS = ["epoch", "phase", "train_loss", "val_frame_accuracy", "val_macro_f1", "val_masked_accuracy", "val_edit",
-                  "val_f1@50", "lr", "frames_per_s", "seconds"]
+                  "val_f1@50", "lr", "frames_per_s", "skipped_steps", "seconds"]
 
 
 @dataclass
@@ -189,13 +189,51 @@ def frame_loss(loss_fn, logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return loss_fn(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
 
 
-def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, loss_fn, tbptt: int, grad_clip: float,
-                    device: torch.device, bar, scaler: torch.amp.GradScaler | None = None) -> dict:
-    """Truncated BPTT over each batch of clips; returns mean loss, frames seen and seconds.
+class NonFinite(Exception):
+    """Raised inside an epoch when a step's gradient is not finite and the policy is ``stop``."""
 
-    ``scaler`` scales the loss when the encoder runs in float16 (old GPUs), whose small gradients
-    would otherwise underflow; bf16 needs none.
+
+@dataclass
+class StepGuard:
+    """What to do about a non-finite loss or gradient (``train.nonfinite``), and the steps counted."""
+
+    policy: str = "stop"
+    steps: int = 0
+    skipped: int = 0
+
+
+def update(loss: torch.Tensor, params: list, optimizer, grad_clip: float, guard: StepGuard,
+           scaler: torch.amp.GradScaler | None = None) -> None:
+    """One optimisation step on ``loss``: backward, clip, step — unless the gradient is not finite.
+
+    The gradient norm is computed after DistributedDataParallel's all-reduce, so every process
+    reaches the same verdict. ``scaler`` scales the loss when the encoder runs in float16 (old GPUs),
+    whose small gradients would otherwise underflow; its overflows are routine and handled by it.
     """
+    guard.steps += 1
+    optimizer.zero_grad(set_to_none=True)
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    norm = nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else math.inf)
+    if scaler is not None:
+        scaler.step(optimizer)  # skips the step itself on inf/nan and lowers the scale
+        scaler.update()
+    elif torch.isfinite(norm):
+        optimizer.step()
+    elif guard.policy == "stop":
+        raise NonFinite(f"step {guard.steps}: the loss or its gradient is not finite (loss {loss.item():.4g})")
+    else:
+        guard.skipped += 1
+        optimizer.zero_grad(set_to_none=True)
+
+
+def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, loss_fn, tbptt: int, grad_clip: float,
+                    device: torch.device, bar, guard: StepGuard | None = None,
+                    scaler: torch.amp.GradScaler | None = None) -> dict:
+    """Truncated BPTT over each batch of clips; returns mean loss, frames seen and seconds."""
+    guard = guard or StepGuard()
+    params = list(model.parameters())
     model.train()
     total_loss, chunks, frames_seen = 0.0, 0, 0
     start = time.perf_counter()
@@ -206,23 +244,12 @@ def train_one_epoch(model: nn.Module, loader, optimizer, scheduler, loss_fn, tbp
         for t in range(0, frames.shape[1], tbptt):
             logits, state = model(frames[:, t:t + tbptt], state)  # (B, T, K), memory carried in
             loss = frame_loss(loss_fn, logits, labels[:, t:t + tbptt])
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
+            update(loss, params, optimizer, grad_clip, guard, scaler)
             scheduler.step()
             state = detach_state(state)  # keep the memory, cut the gradient path
-            total_loss += loss.item()
-            chunks += 1
+            if math.isfinite(loss.item()):
+                total_loss += loss.item()
+                chunks += 1
         frames_seen += int((labels != IGNORE).sum())
         seconds = time.perf_counter() - start
         bar.update(i + 1, len(loader), f"loss {total_loss / max(chunks, 1):.4f}  {frames_seen / seconds:.0f} frames/s")
@@ -257,10 +284,10 @@ class JointPhase:
         fp16 = model.encoder_autocast == torch.float16
         self.scaler = torch.amp.GradScaler(device.type) if fp16 else None
 
-    def run_epoch(self, epoch: int, loss_fn, bar) -> dict:
+    def run_epoch(self, epoch: int, loss_fn, bar, guard: StepGuard) -> dict:
         self.clips.set_epoch(epoch)
         return train_one_epoch(self.net, self.loader, self.optimizer, self.scheduler, loss_fn, self.cfg.train.tbptt,
-                               self.cfg.train.grad_clip, self.device, bar, self.scaler)
+                               self.cfg.train.grad_clip, self.device, bar, guard, self.scaler)
 
 
 class MemoryPhase:
@@ -284,7 +311,7 @@ class MemoryPhase:
         self.optimizer = make_optimizer(self.params, cfg.train.weight_decay, cfg.train.memory_lr)
         self.scheduler = make_scheduler(self.optimizer, max(1, cfg.train.memory_epochs), batches, warmup=0.0)
 
-    def run_epoch(self, epoch: int, loss_fn, bar) -> dict:
+    def run_epoch(self, epoch: int, loss_fn, bar, guard: StepGuard) -> dict:
         if self.cache is None:  # first memory epoch (or the first after --resume): freeze and encode once
             self.model.encoder.requires_grad_(False)
             self.model.encoder.zero_grad(set_to_none=True)  # drop the joint phase's last gradients
@@ -307,17 +334,14 @@ class MemoryPhase:
             for t in range(0, length, MEMORY_CHUNK):
                 logits, state = self.net(emb[:, t:t + MEMORY_CHUNK], state)
                 loss = frame_loss(loss_fn, logits, labels[:, t:t + MEMORY_CHUNK])
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.cfg.train.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(self.params, self.cfg.train.grad_clip)
-                self.optimizer.step()
+                update(loss, self.params, self.optimizer, self.cfg.train.grad_clip, guard)
                 state = detach_state(state)
-                total_loss += loss.item()
-                steps += 1
+                if math.isfinite(loss.item()):
+                    total_loss += loss.item()
+                    steps += 1
             self.scheduler.step()
             frames_seen += int((labels != IGNORE).sum())
-            bar.update(i + 1, len(plan), f"loss {total_loss / steps:.4f}")
+            bar.update(i + 1, len(plan), f"loss {total_loss / max(steps, 1):.4f}")
         return {"train_loss": total_loss / max(steps, 1), "frames": frames_seen, "seconds": time.perf_counter() - start}
 
 
@@ -481,8 +505,14 @@ def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: D
         # Reseeding per epoch makes an epoch's randomness independent of what came before,
         # so a resumed run repeats the uninterrupted one exactly.
         torch.manual_seed(cfg.train.seed * 100_003 + epoch)
-        with reporter.bar(f"epoch {epoch}/{total_epochs(cfg)}" + (" memory" if phase is memory else "")) as bar:
-            stats = phase.run_epoch(epoch, loss_fn, bar)
+        guard = StepGuard(cfg.train.nonfinite)
+        try:
+            with reporter.bar(f"epoch {epoch}/{total_epochs(cfg)}" + (" memory" if phase is memory else "")) as bar:
+                stats = phase.run_epoch(epoch, loss_fn, bar, guard)
+        except NonFinite as e:
+            kept = f"{run_dir / 'last.ckpt'} (epoch {progress.epoch}) is kept" if progress.epoch else "no checkpoint yet"
+            raise TrainingError(f"epoch {epoch}, {e}; stopped, {kept}; lower train.lr, or set train.nonfinite=skip "
+                                f"to skip such steps") from None
         report = None
         if val_videos:
             with reporter.bar("validate", total=len(val_videos)) as bar:
@@ -491,6 +521,7 @@ def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: D
         frames = dist.sum(stats["frames"])
         row = {"epoch": epoch, "phase": phase.name, "train_loss": round(dist.sum(stats["train_loss"]) / dist.world, 6),
                "lr": phase.optimizer.param_groups[0]["lr"], "frames_per_s": round(frames / stats["seconds"], 1),
+               "skipped_steps": guard.skipped,
                "seconds": round(stats["seconds"], 2)}
         if report is not None:
             row.update({f"val_{k}": round(report[k], 6) for k in ("frame_accuracy", "macro_f1", "edit", "f1@50")})

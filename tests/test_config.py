@@ -68,7 +68,7 @@ def test_override_values(item, key, value):
     (["trian.lr=0.1"], "did you mean train.lr"),
     (["train.epochs=five"], "train.epochs: expected int, got 'five'"),
     (["train.epochs=2.5"], "train.epochs: expected int"),
-    (["train.amp=maybe"], "train.amp: expected bool"),
+    (["train.amp=maybe"], "train.amp: 'maybe' must be auto, true or false"),
     (["train.lr=-0.1"], "train.lr: -0.1 is out of range; allowed [0.0"),
     (["synth.frames=0"], "synth.frames: 0 is out of range"),
     (["train.best_metric=loss"], "train.best_metric: 'loss' is not one of"),

@@ -14,8 +14,17 @@ from torch import nn
 
 from lstm_tv.config import ModelConfig
 from lstm_tv.errors import CheckpointError, ConfigError
-from lstm_tv.model import (FrameClassifier, ReferenceLSTMCell, build_cell, build_encoder, build_model,
-                           detach_state, list_cells, list_encoders, trace_gates)
+from lstm_tv.model import (
+    FrameClassifier,
+    ReferenceLSTMCell,
+    build_cell,
+    build_encoder,
+    build_model,
+    detach_state,
+    list_cells,
+    list_encoders,
+    trace_gates,
+)
 from lstm_tv.model.encoders import cached_weights_path
 
 ATOL = 1e-5
@@ -45,7 +54,7 @@ def run_in_chunks(step, x: torch.Tensor, sizes: list[int], state=None):
 
 def assert_states_close(a: tuple, b: tuple) -> None:
     assert len(a) == len(b)
-    for sa, sb in zip(a, b):
+    for sa, sb in zip(a, b, strict=True):
         torch.testing.assert_close(sa, sb, atol=ATOL, rtol=0)
 
 

@@ -187,3 +187,62 @@ def test_validation_equals_evaluate(tiny_config, tiny_prepared, tmp_path, monkey
     stored = load_checkpoint(run / "best.ckpt")["metrics"]
     assert report["frame_accuracy"] == stored["frame_accuracy"]
     assert report["confusion"] == stored["confusion"]
+
+
+def nan_after(monkeypatch, calls: int):
+    """Make the per-frame loss NaN from its ``calls``-th evaluation on."""
+    import lstm_tv.train as T
+
+    real, seen = T.frame_loss, []
+
+    def poisoned(*args):
+        seen.append(1)
+        loss = real(*args)
+        return loss * float("nan") if len(seen) >= calls else loss
+
+    monkeypatch.setattr(T, "frame_loss", poisoned)
+
+
+def test_nonfinite_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    nan_after(monkeypatch, calls=6)        # epoch 1 has 2 batches x 2 chunks = 4 steps; epoch 2 goes bad
+    from lstm_tv.errors import TrainingError
+
+    with pytest.raises(TrainingError) as e:
+        train(load_config(None, tiny_config + ["train.epochs=3"]), reporter=QUIET)
+    message = str(e.value)
+    assert "epoch 2, step 2" in message and "not finite" in message and "train.nonfinite=skip" in message
+    assert "last.ckpt (epoch 1) is kept" in message
+    ckpt = load_checkpoint(tmp_path / "run" / "last.ckpt")
+    assert ckpt["progress"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_nonfinite_steps_can_be_skipped_and_counted(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    nan_after(monkeypatch, calls=6)
+    run = train(load_config(None, tiny_config + ["train.epochs=2", "train.nonfinite=skip"]), reporter=QUIET)
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [r["skipped_steps"] for r in rows] == ["0", "3"]            # steps 2, 3 and 4 of epoch 2
+    model = load_checkpoint(run / "last.ckpt")["model"]
+    assert all(torch.isfinite(v).all() for v in model.values() if v.is_floating_point())
+
+
+def test_a_full_disk_leaves_the_previous_checkpoint_intact(tiny_config, tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    run = train(load_config(None, tiny_config), reporter=QUIET)
+    before = (run / "last.ckpt").read_bytes()
+    ckpt = load_checkpoint(run / "last.ckpt")
+
+    def full_disk(obj, f, *args, **kwargs):
+        open(f, "wb").write(b"partial")
+        raise OSError(28, "No space left on device", str(f))
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError):
+        save_checkpoint(run / "last.ckpt", ckpt)
+    assert (run / "last.ckpt").read_bytes() == before
+    assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []      # no temporary file left
+    # Through the CLI the same failure is one line, without a traceback.
+    r = cli("train", *tiny_config[:-1], f"run.dir={tmp_path / 'other'}")
+    assert r.code == 1 and "No space left on device" in r.err and "Traceback" not in r.err

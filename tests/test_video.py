@@ -98,3 +98,34 @@ def test_truncated_video(tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(VideoError, match="cut.mp4"):
         list(read_frames(cut))
+
+
+def test_too_short_and_too_small_videos_are_refused(tmp_path):
+    one = gradient_video(tmp_path / "one.mp4", frames=1)
+    with pytest.raises(VideoError, match="one.mp4: only 1 frame; lstm-tv needs videos of at least 2 frames"):
+        list(read_frames(one))
+    tiny = gradient_video(tmp_path / "tiny.mp4", frames=5, width=4, height=4)
+    with pytest.raises(VideoError, match=r"tiny.mp4: frames of 4x4 px are too small"):
+        list(read_frames(tiny))
+
+
+def test_portrait_and_variable_frame_rate_videos(tmp_path):
+    portrait = gradient_video(tmp_path / "portrait.mp4", frames=4, width=36, height=64)
+    assert next(read_frames(portrait))[0].shape == (64, 36, 3)
+    assert next(read_frames(portrait, 16))[0].shape == (16, 16, 3)
+    # Variable frame rate: frames at 0, 0.1, 0.15, 0.4 s; times come from each frame's pts.
+    path = tmp_path / "vfr.mkv"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=100)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+        s.codec_context.time_base = __import__("fractions").Fraction(1, 100)
+        for pts in (0, 10, 15, 40):
+            frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+            frame.pts = pts
+            frame.time_base = s.codec_context.time_base
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    times = [round(t, 3) for _, t in read_frames(path)]
+    assert times == [0.0, 0.1, 0.15, 0.4]

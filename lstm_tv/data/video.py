@@ -24,6 +24,8 @@ from av.video.reformatter import VideoReformatter
 from lstm_tv.errors import VideoError
 from lstm_tv.fileio import temp_path_beside
 
+MIN_SIDE = 16    # pixels: smaller frames carry too little to classify, even upscaled
+MIN_FRAMES = 2   # a per-frame model with memory needs a sequence
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".ogv")
 
 
@@ -87,7 +89,8 @@ def read_frames(path: str | Path, size: int | tuple[int, int] | None = None, *,
         ``rgb``: C-contiguous uint8 array (H, W, 3); ``time``: seconds since the first frame.
     Raises:
         VideoError: the file is missing, empty, not a video, has no video stream, cannot be decoded,
-            or has no frames.
+            has frames smaller than MIN_SIDE or fewer than MIN_FRAMES frames (the last two checked
+            at the start and at the end of the stream).
     """
     width, height = (size, size) if isinstance(size, int) else (size or (None, None))
     container = _open(path)
@@ -95,6 +98,10 @@ def read_frames(path: str | Path, size: int | tuple[int, int] | None = None, *,
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg's decoder
         stream.codec_context.thread_count = threads
+        w, h = stream.codec_context.width, stream.codec_context.height
+        if w and h and min(w, h) < MIN_SIDE:
+            raise VideoError(f"{path}: frames of {w}x{h} px are too small; lstm-tv needs at least "
+                             f"{MIN_SIDE}x{MIN_SIDE}")
         fallback_rate = float(stream.average_rate or stream.guessed_rate or 25)
         # One reformatter for the whole video: it keeps FFmpeg's scaler context between frames.
         # (frame.to_ndarray(width=...) builds a new one per frame, which cost 4x the time here.)
@@ -115,6 +122,8 @@ def read_frames(path: str | Path, size: int | tuple[int, int] | None = None, *,
                              f"truncated or corrupt") from None
         if index == 0:
             raise VideoError(f"{path}: no frame could be decoded; the file may be truncated or corrupt")
+        if index < MIN_FRAMES:
+            raise VideoError(f"{path}: only {index} frame; lstm-tv needs videos of at least {MIN_FRAMES} frames")
     finally:
         container.close()
 

@@ -7,11 +7,24 @@
 - ``classifier.py``: :class:`FrameClassifier` (uint8 frames in, per-frame logits out) and :func:`build_model`.
 """
 
-from lstm_tv.model.cells import (CELLS, MemoryCell, State, build_cell, detach_state, list_cells,
-                                 register_cell)
+from lstm_tv.model.cells import (
+    CELLS,
+    MemoryCell,
+    State,
+    build_cell,
+    detach_state,
+    list_cells,
+    register_cell,
+)
 from lstm_tv.model.classifier import FrameClassifier, build_model
-from lstm_tv.model.encoders import (ENCODERS, FrameEncoder, build_encoder, list_encoders,
-                                    load_state_dict_file, register_encoder)
+from lstm_tv.model.encoders import (
+    ENCODERS,
+    FrameEncoder,
+    build_encoder,
+    list_encoders,
+    load_state_dict_file,
+    register_encoder,
+)
 from lstm_tv.model.reference import GateTrace, ReferenceLSTMCell, trace_gates
 
 __all__ = [

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
@@ -156,7 +157,7 @@ class CompactCNN(FrameEncoder):
     def __init__(self, width: int = 32, embed: int = 128) -> None:
         super().__init__()
         channels = [3, width, 2 * width, 4 * width, 8 * width]
-        self.features = nn.Sequential(*(conv_block(a, b) for a, b in zip(channels, channels[1:])))
+        self.features = nn.Sequential(*(conv_block(a, b) for a, b in pairwise(channels)))
         self.proj = nn.Linear(channels[-1], embed)
         self.out_dim = embed
         self.to(memory_format=torch.channels_last)
