@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import av
 import numpy as np
@@ -75,9 +75,18 @@ def probe(path: str | Path) -> VideoInfo:
                          float(rate), int(stream.frames or 0), duration)
 
 
-def read_frames(path: str | Path, size: int | tuple[int, int] | None = None, *,
-                threads: int = 0) -> Iterator[tuple[np.ndarray, float]]:
-    """Yield ``(rgb, time)`` for every decoded frame of the first video stream.
+class DecodedFrame(NamedTuple):
+    """One decoded frame: ``rgb`` at the requested size, its ``time`` in seconds since the first
+    frame, and (when asked for) the ``original`` at the video's own size."""
+
+    rgb: np.ndarray
+    time: float
+    original: np.ndarray | None = None
+
+
+def decode_frames(path: str | Path, size: int | tuple[int, int] | None = None, *, threads: int = 0,
+                  original: bool = False) -> Iterator[DecodedFrame]:
+    """Decode every frame of the first video stream, one at a time (constant memory).
 
     Args:
         path: the video file.
@@ -85,8 +94,10 @@ def read_frames(path: str | Path, size: int | tuple[int, int] | None = None, *,
             ``(width, height)``. Resizing happens inside FFmpeg (area interpolation).
         threads: decoder threads; 0 lets FFmpeg choose (all cores). Processes decoding in parallel
             should share the cores instead of each claiming all of them.
+        original: also convert each decoded picture at its own size (one decode, two conversions:
+            e.g. model input and the frame to draw on).
     Yields:
-        ``rgb``: C-contiguous uint8 array (H, W, 3); ``time``: seconds since the first frame.
+        :class:`DecodedFrame` with C-contiguous uint8 (H, W, 3) RGB arrays.
     Raises:
         VideoError: the file is missing, empty, not a video, has no video stream, cannot be decoded,
             has frames smaller than MIN_SIDE or fewer than MIN_FRAMES frames (the last two checked
@@ -96,26 +107,28 @@ def read_frames(path: str | Path, size: int | tuple[int, int] | None = None, *,
     container = _open(path)
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg's decoder
+        stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg's decoder (GIL released)
         stream.codec_context.thread_count = threads
         w, h = stream.codec_context.width, stream.codec_context.height
         if w and h and min(w, h) < MIN_SIDE:
             raise VideoError(f"{path}: frames of {w}x{h} px are too small; lstm-tv needs at least "
                              f"{MIN_SIDE}x{MIN_SIDE}")
         fallback_rate = float(stream.average_rate or stream.guessed_rate or 25)
-        # One reformatter for the whole video: it keeps FFmpeg's scaler context between frames.
-        # (frame.to_ndarray(width=...) builds a new one per frame, which cost 4x the time here.)
-        reformatter = VideoReformatter()
+        # One reformatter per output for the whole video: it keeps FFmpeg's scaler context between
+        # frames (frame.to_ndarray(width=...) builds a new one per frame, which cost 4x the time here).
+        to_size, to_original = VideoReformatter(), VideoReformatter()
         t0 = None
         index = 0
         try:
             for frame in container.decode(stream):
                 t = float(frame.pts * stream.time_base) if frame.pts is not None and stream.time_base else index / fallback_rate
                 t0 = t if t0 is None else t0
-                rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24",
-                                           interpolation="AREA" if width is not None else None).to_ndarray()
+                rgb = to_size.reformat(frame, width=width, height=height, format="rgb24",
+                                       interpolation="AREA" if width is not None else None).to_ndarray()
+                full = to_original.reformat(frame, format="rgb24").to_ndarray() if original else None
                 # FFmpeg pads rows to its alignment for some widths; callers get C-contiguous arrays.
-                yield np.ascontiguousarray(rgb), t - t0
+                yield DecodedFrame(np.ascontiguousarray(rgb), t - t0,
+                                   np.ascontiguousarray(full) if full is not None else None)
                 index += 1
         except av.FFmpegError as e:
             raise VideoError(f"{path}: decoding failed after {index} frames ({_reason(e)}); the file may be "
@@ -126,6 +139,13 @@ def read_frames(path: str | Path, size: int | tuple[int, int] | None = None, *,
             raise VideoError(f"{path}: only {index} frame; lstm-tv needs videos of at least {MIN_FRAMES} frames")
     finally:
         container.close()
+
+
+def read_frames(path: str | Path, size: int | tuple[int, int] | None = None, *,
+                threads: int = 0) -> Iterator[tuple[np.ndarray, float]]:
+    """``(rgb, time)`` for every decoded frame: :func:`decode_frames` without originals."""
+    for frame in decode_frames(path, size, threads=threads):
+        yield frame.rgb, frame.time
 
 
 def count_frames(path: str | Path) -> int:
