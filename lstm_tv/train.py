@@ -15,6 +15,7 @@ Everything a run writes goes to its run directory (``config.yaml``, ``last.ckpt`
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -84,9 +85,14 @@ def point_latest(run_dir: Path) -> None:
     os.replace(tmp, runs / "latest")
 
 
-def ensure_dataset(cfg: Config, dist: Dist, reporter: Reporter) -> PreparedDataset:
+def ensure_dataset(cfg: Config, dist: Dist, reporter: Reporter) -> tuple[PreparedDataset, Config]:
     """Open ``data.dir``; when it is missing, prepare it from ``data.raw`` (generating that first if
-    ``data.synthesize``). Only rank 0 builds; the other ranks wait for it."""
+    ``data.synthesize``). Only rank 0 builds; the other ranks wait for it.
+
+    Returns:
+        The dataset, and ``cfg`` with ``data.classes``, ``data.background`` and ``data.size`` taken
+        from the dataset's manifest (the data says what it holds; the config need not repeat it).
+    """
     from lstm_tv.data import run_prepare, run_synth
 
     data_dir, raw = Path(cfg.data.dir), Path(cfg.data.raw)
@@ -101,8 +107,13 @@ def ensure_dataset(cfg: Config, dist: Dist, reporter: Reporter) -> PreparedDatas
         run_prepare(raw, data_dir, cfg, reporter)
     dist.barrier()
     data = PreparedDataset(data_dir)
-    data.check_matches(cfg.data)
-    return data
+    found = {"classes": data.classes, "background": data.background, "size": data.size}
+    differ = {k: v for k, v in found.items() if getattr(cfg.data, k) != v}
+    if differ:
+        reporter.info(f"using the dataset's {', '.join(f'data.{k}={v}' for k, v in differ.items())} "
+                      f"(from {data_dir / 'manifest.json'})")
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **found))
+    return data, cfg
 
 
 def autocast_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
@@ -458,7 +469,7 @@ def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: D
     if not dist.main:
         reporter = QUIET
     torch.manual_seed(cfg.train.seed)
-    data = ensure_dataset(cfg, dist, reporter)
+    data, cfg = ensure_dataset(cfg, dist, reporter)
     if not data.split("train"):
         raise DatasetError(f"{data.root}: no training videos (splits: "
                            f"{ {s: len(data.split(s)) for s in ('train', 'val', 'test')} })")

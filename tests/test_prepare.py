@@ -127,17 +127,6 @@ def test_interrupted_prepare_leaves_nothing_that_loads_and_resumes(tmp_path):
     assert (tmp_path / "out" / "videos" / "a" / "video.json").stat().st_mtime_ns == done_before
 
 
-def test_prepared_dataset_must_match_config(tmp_path):
-    src = write_raw(tmp_path / "raw", {"a": 10}, masks=False)
-    prepare_dataset(src, tmp_path / "out", CFG, workers=1)
-    data = PreparedDataset(tmp_path / "out")
-    data.check_matches(CFG)
-    with pytest.raises(DatasetError, match="prepared at 16 px but data.size is 32"):
-        data.check_matches(DataConfig(size=32))
-    with pytest.raises(DatasetError, match="classes"):
-        data.check_matches(DataConfig(size=16, classes=["a", "b"], background="b"))
-
-
 def test_corrupt_frames_file_is_refused(tmp_path):
     src = write_raw(tmp_path / "raw", {"a": 10}, masks=False)
     prepare_dataset(src, tmp_path / "out", CFG, workers=1)

@@ -246,3 +246,15 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact(tiny_config, tmp_path
     # Through the CLI the same failure is one line, without a traceback.
     r = cli("train", *tiny_config[:-1], f"run.dir={tmp_path / 'other'}")
     assert r.code == 1 and "No space left on device" in r.err and "Traceback" not in r.err
+
+
+def test_train_takes_classes_and_size_from_the_dataset(tiny_config, tmp_path, monkeypatch):
+    # data.size=32 and other class names in the config: the prepared data (16 px, the TV classes) wins.
+    monkeypatch.chdir(tmp_path)
+    overrides = [o for o in tiny_config if not o.startswith("data.size")]
+    run = train(load_config(None, overrides + ["data.size=32", "data.classes=[a, b, c]", "data.background=c"]),
+                reporter=QUIET)
+    ckpt = load_checkpoint(run / "best.ckpt")
+    assert ckpt["size"] == 16 and ckpt["classes"] == ["wolf", "dog", "bear", "goldfish", "unknown"]
+    assert ckpt["config"]["data"]["classes"] == ckpt["classes"]
+    assert "size: 16" in (run / "config.yaml").read_text()

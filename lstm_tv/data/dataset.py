@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lstm_tv.config import DataConfig
 from lstm_tv.data.augment import ClipAugment
 from lstm_tv.data.prepare import FORMAT, FORMAT_VERSION, MANIFEST
 from lstm_tv.errors import DatasetError
@@ -63,15 +62,6 @@ class PreparedDataset:
     def split(self, name: str) -> list[VideoRecord]:
         """Videos of one split (``train``, ``val`` or ``test``), in manifest order."""
         return [v for v in self.videos if v.split == name]
-
-    def check_matches(self, cfg: DataConfig) -> None:
-        """Refuse a dataset prepared with other classes or another frame size than ``cfg`` asks for."""
-        if self.classes != list(cfg.classes):
-            raise DatasetError(f"{self.root}: prepared with classes {self.classes} but data.classes is "
-                               f"{list(cfg.classes)}; set data.classes or re-run prepare")
-        if self.size != cfg.size:
-            raise DatasetError(f"{self.root}: prepared at {self.size} px but data.size is {cfg.size}; "
-                               f"set data.size={self.size} or re-run prepare into another directory")
 
     def frames(self, video: VideoRecord) -> np.ndarray:
         """Memory-mapped uint8 frames (T, S, S, 3)."""
