@@ -96,3 +96,27 @@ def tiny_prepared(tmp_path_factory):
 def tiny_config(tiny_prepared, tmp_path):
     """Overrides for a seconds-long training run on ``tiny_prepared`` writing to ``tmp_path/run``."""
     return TINY_TRAIN + [f"data.dir={tiny_prepared}", f"run.dir={tmp_path / 'run'}"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_prepared, tmp_path_factory):
+    """A tiny lstm model trained for two steps on ``tiny_prepared``, once per session.
+
+    Returns ``{"ckpt": best.ckpt, "root": the directory whose runs/latest points at the run,
+    "raw": the raw synthetic dataset the prepared one came from}``.
+    """
+    import os
+
+    from lstm_tv.config import load_config
+    from lstm_tv.train import train
+    from lstm_tv.ui import QUIET
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    cwd = os.getcwd()
+    os.chdir(root)  # train points runs/latest here
+    try:
+        run = train(load_config(None, TINY_TRAIN + [f"data.dir={tiny_prepared}", f"run.dir={root / 'run'}"]),
+                    reporter=QUIET)
+    finally:
+        os.chdir(cwd)
+    return {"ckpt": run / "best.ckpt", "root": root, "raw": tiny_prepared.parent / "raw"}

@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_TRAIN
 
 from lstm_tv.checkpoint import checkpoint_payload, save_checkpoint
 from lstm_tv.config import load_config
 from lstm_tv.explain import explain_video
 from lstm_tv.model.classifier import build_model
 from lstm_tv.predict import load_model, predict_video
-from lstm_tv.train import train
-from lstm_tv.ui import QUIET
 
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_prepared, tmp_path_factory):
-    """A tiny lstm model trained for two steps, and a synthetic video with its labels."""
-    root = tmp_path_factory.mktemp("explain")
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        run = train(load_config(None, TINY_TRAIN + [f"data.dir={tiny_prepared}", f"run.dir={root / 'run'}"]),
-                    reporter=QUIET)
-    finally:
-        os.chdir(cwd)
-    raw = tiny_prepared.parent / "raw"
+def trained(tiny_run):
+    """The session's tiny trained lstm model, and a synthetic video with its labels."""
+    raw = tiny_run["raw"]
     video = sorted((raw / "videos").glob("*.mp4"))[1]
-    return {"ckpt": run / "best.ckpt", "video": video, "labels": next((raw / "labels").glob(f"{video.stem}.*"))}
+    return {"ckpt": tiny_run["ckpt"], "video": video, "labels": next((raw / "labels").glob(f"{video.stem}.*"))}
 
 
 def untrained_checkpoint(path, cell: str, layers: int = 1):

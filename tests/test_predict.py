@@ -11,37 +11,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_TRAIN, write_video
+from conftest import write_video
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lstm_tv.checkpoint import load_checkpoint, save_checkpoint
-from lstm_tv.config import load_config
 from lstm_tv.data.video import count_frames, probe, read_frames
 from lstm_tv.errors import VideoError
 from lstm_tv.predict import BoundedTrace, decode_chunks, load_model, predict_video, prefetch
-from lstm_tv.train import train
-from lstm_tv.ui import QUIET
 
 CPU = torch.device("cpu")
 CLASSES = ["wolf", "dog", "bear", "goldfish", "unknown"]
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_prepared, tmp_path_factory):
-    """A tiny model trained for two steps on the synthetic TV data: its checkpoint and a raw video + labels."""
-    root = tmp_path_factory.mktemp("predict")
-    cwd = os.getcwd()
-    os.chdir(root)  # train points runs/latest here
-    try:
-        run = train(load_config(None, TINY_TRAIN + [f"data.dir={tiny_prepared}", f"run.dir={root / 'run'}"]),
-                    reporter=QUIET)
-    finally:
-        os.chdir(cwd)
-    raw = tiny_prepared.parent / "raw"
-    video = sorted((raw / "videos").glob("*.mp4"))[0]
-    labels = next(p for p in (raw / "labels").glob(f"{video.stem}.*"))
-    return {"ckpt": run / "best.ckpt", "root": root, "video": video, "labels": labels}
+def trained(tiny_run):
+    """The session's tiny trained model: its checkpoint and a raw video + labels."""
+    video = sorted((tiny_run["raw"] / "videos").glob("*.mp4"))[0]
+    labels = next(p for p in (tiny_run["raw"] / "labels").glob(f"{video.stem}.*"))
+    return {**tiny_run, "video": video, "labels": labels}
 
 
 @pytest.fixture(scope="module")

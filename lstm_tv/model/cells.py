@@ -27,29 +27,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstm_tv.config import ModelConfig
-from lstm_tv.errors import ConfigError
 from lstm_tv.model.reference import ReferenceLSTMCell, run_layers
+from lstm_tv.model.registry import Registry
 
 State = tuple[Tensor, ...]
 
-CELLS: dict[str, Callable[[ModelConfig, int], "MemoryCell"]] = {}
-
-
-def register_cell(name: str) -> Callable:
-    """Decorator: register a factory ``(cfg, in_dim) -> MemoryCell`` under ``name``."""
-
-    def wrap(factory: Callable) -> Callable:
-        if name in CELLS:
-            raise ValueError(f"memory cell {name!r} is already registered")
-        CELLS[name] = factory
-        return factory
-
-    return wrap
-
-
-def list_cells() -> list[str]:
-    """Names of the registered memory cells, in registration order (the default first)."""
-    return list(CELLS)
+CELLS: Registry[Callable[[ModelConfig, int], "MemoryCell"]] = Registry("model.cell")
+register_cell = CELLS.register
+list_cells = CELLS.names
 
 
 def build_cell(cfg: ModelConfig, in_dim: int) -> "MemoryCell":
@@ -58,8 +43,6 @@ def build_cell(cfg: ModelConfig, in_dim: int) -> "MemoryCell":
     Raises:
         ConfigError: if ``cfg.cell`` is not a registered name.
     """
-    if cfg.cell not in CELLS:
-        raise ConfigError(f"model.cell: unknown {cfg.cell!r}; choose from {', '.join(list_cells())}")
     return CELLS[cfg.cell](cfg, in_dim)
 
 

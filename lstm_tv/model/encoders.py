@@ -27,29 +27,15 @@ from torch import Tensor, nn
 
 from lstm_tv.config import ModelConfig
 from lstm_tv.errors import CheckpointError, ConfigError
+from lstm_tv.model.registry import Registry
 
 # Maps [0, 1] to about [-1, 1]; for encoders trained from scratch (BatchNorm makes the exact value moot).
 DEFAULT_MEAN = (0.5, 0.5, 0.5)
 DEFAULT_STD = (0.5, 0.5, 0.5)
 
-ENCODERS: dict[str, Callable[[ModelConfig], "FrameEncoder"]] = {}
-
-
-def register_encoder(name: str) -> Callable:
-    """Decorator: register a factory ``(cfg) -> FrameEncoder`` under ``name``."""
-
-    def wrap(factory: Callable) -> Callable:
-        if name in ENCODERS:
-            raise ValueError(f"encoder {name!r} is already registered")
-        ENCODERS[name] = factory
-        return factory
-
-    return wrap
-
-
-def list_encoders() -> list[str]:
-    """Names of the registered encoders, in registration order (the default first)."""
-    return list(ENCODERS)
+ENCODERS: Registry[Callable[[ModelConfig], "FrameEncoder"]] = Registry("model.encoder")
+register_encoder = ENCODERS.register
+list_encoders = ENCODERS.names
 
 
 def build_encoder(cfg: ModelConfig) -> "FrameEncoder":
@@ -59,8 +45,6 @@ def build_encoder(cfg: ModelConfig) -> "FrameEncoder":
         ConfigError: unknown encoder, or pretrained weights requested that are not available offline.
         CheckpointError: ``cfg.pretrained`` is a path to a missing, corrupt or mismatching state dict.
     """
-    if cfg.encoder not in ENCODERS:
-        raise ConfigError(f"model.encoder: unknown {cfg.encoder!r}; choose from {', '.join(list_encoders())}")
     return ENCODERS[cfg.encoder](cfg)
 
 
