@@ -58,8 +58,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and check a checkpoint (on the CPU).
 
     Raises:
-        CheckpointError: missing, truncated or not a checkpoint; from a newer lstm-tv; or containing
-            objects other than plain data (a crafted file that would run code when unpickled).
+        CheckpointError: missing, truncated or not a checkpoint; from a newer lstm-tv; containing
+            objects other than plain data (a crafted file that would run code when unpickled); or
+            with fields of the wrong type (frame size, classes, background, config, weights).
     """
     path = Path(path)
     if not path.is_file():
@@ -81,10 +82,35 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: incomplete checkpoint, missing {', '.join(missing)}")
-    if not isinstance(ckpt["version"], int) or ckpt["version"] > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: written by a newer lstm-tv (checkpoint format {ckpt['version']}, this "
+    version = ckpt["version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path}: not an lstm-tv checkpoint (format version {version!r})")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer lstm-tv (checkpoint format {version}, this "
                               f"lstm-tv reads up to {FORMAT_VERSION}); upgrade lstm-tv")
+    _check_fields(ckpt, path)
     return ckpt
+
+
+def _check_fields(ckpt: dict, path: Path) -> None:
+    """The fields every command relies on have the right types (a file from elsewhere may hold anything)."""
+    size, classes = ckpt["size"], ckpt["classes"]
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 4096:
+        raise CheckpointError(f"{path}: frame size {size!r} is not a positive number of pixels")
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise CheckpointError(f"{path}: class list {classes!r} is not a list of at least 2 names")
+    if ckpt["background"] not in classes:
+        raise CheckpointError(f"{path}: background class {ckpt['background']!r} is not one of {classes}")
+    if not isinstance(ckpt["config"], dict):
+        raise CheckpointError(f"{path}: stored config is not a mapping")
+    model = ckpt["model"]
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()):
+        raise CheckpointError(f"{path}: weights are not a mapping of names to tensors")
+    for key in ("mean", "std"):  # normalisation, stored since format 1
+        value = ckpt.get(key, [0.0, 0.0, 0.0])
+        if not (isinstance(value, list) and len(value) == 3
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise CheckpointError(f"{path}: {key} {value!r} is not 3 numbers (one per colour channel)")
 
 
 def config_of(ckpt: dict, path: str | Path = "checkpoint") -> Config:

@@ -208,6 +208,9 @@ def _check_range(key: str, value: Any, meta: dict) -> None:
     lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{key}: {value} is not a finite number")
+    for i, item in enumerate(value if isinstance(value, list) else []):  # e.g. train.class_weights=[1, .nan]
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"{key}[{i}]: {item} is not a finite number")
     if choices is not None and value not in choices:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -237,6 +240,8 @@ def _check_consistency(cfg: Config) -> None:
         if len(t.class_weights) != len(d.classes) or any(w < 0 for w in t.class_weights):
             raise ConfigError(f"train.class_weights: need {len(d.classes)} non-negative weights (one per class), "
                               f"got {t.class_weights}")
+        if not any(w > 0 for w in t.class_weights):  # all zero: the weighted loss is 0 / 0 from the first step
+            raise ConfigError(f"train.class_weights: need at least one positive weight, got {t.class_weights}")
     if t.tbptt > t.clip_frames:
         raise ConfigError(f"train.tbptt: {t.tbptt} is longer than train.clip_frames {t.clip_frames}; "
                           f"a chunk is part of a clip")
@@ -315,11 +320,19 @@ def parse_overrides(items: list[str]) -> dict:
         else:
             try:
                 value = yaml.safe_load(text) if text.strip() else None
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{key}: cannot parse {text!r} as a YAML value ({str(e).splitlines()[0]})") from None
+            # Not only YAMLError: PyYAML's constructors raise ValueError ('!!float x'), AttributeError
+            # ('!!timestamp x') or RecursionError ('[[[[...') on text a user may well type.
+            except Exception as e:  # noqa: BLE001
+                raise ConfigError(f"{key}: cannot parse {text!r} as a YAML value ({_first_line(e)})") from None
         section, leaf = key.split(".", 1)
         tree.setdefault(section, {})[leaf] = value
     return tree
+
+
+def _first_line(e: Exception) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -328,14 +341,18 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    try:
+        tree = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        problem = getattr(e, "problem", None) or _first_line(e)
         raise ConfigError(f"{path}:{where} invalid YAML ({problem})") from None
+    except Exception as e:  # noqa: BLE001 - bad tagged scalars (see parse_overrides)
+        raise ConfigError(f"{path}: invalid YAML ({_first_line(e)})") from None
     if tree is None:
         return {}
     if not isinstance(tree, dict):

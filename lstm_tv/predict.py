@@ -429,10 +429,11 @@ class TruthLabels:
         from lstm_tv.data.labels import read_frame_labels, read_segments
 
         self.path = Path(path)
-        if self.path.suffix == ".txt":
+        suffix = self.path.suffix.lower()
+        if suffix == ".txt":
             self.frame_labels: np.ndarray | None = np.asarray(read_frame_labels(self.path, classes), dtype=np.int64)
             self.segments = None
-        elif self.path.suffix == ".csv":
+        elif suffix == ".csv":
             self.frame_labels, self.segments = None, read_segments(self.path, classes)
         elif self.path.is_file():
             raise LabelError(f"{self.path}: labels must be a per-frame .txt or a segment .csv")
@@ -589,18 +590,12 @@ def load_model(path: str | Path, device: torch.device) -> tuple[dict, FrameClass
     """Load a checkpoint safely and rebuild its model in eval mode on ``device``.
 
     Raises:
-        CheckpointError: missing, corrupt, crafted, incompatible, or without a usable frame size/classes.
+        CheckpointError: missing, corrupt, crafted, incompatible, or without a usable frame size/classes
+            (checked by :func:`~lstm_tv.checkpoint.load_checkpoint`).
     """
     from lstm_tv.checkpoint import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(path)
-    size, classes = ckpt["size"], ckpt["classes"]
-    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 4096:
-        raise CheckpointError(f"{path}: frame size {size!r} is not a positive number of pixels")
-    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
-        raise CheckpointError(f"{path}: class list {classes!r} is not a list of at least 2 names")
-    if ckpt["background"] not in classes:
-        raise CheckpointError(f"{path}: background class {ckpt['background']!r} is not one of {classes}")
     model = model_from_checkpoint(ckpt, path)
     return ckpt, model.to(device).eval()
 

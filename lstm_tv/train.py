@@ -33,7 +33,7 @@ from lstm_tv.config import Config, render_yaml
 from lstm_tv.data.augment import ClipAugment
 from lstm_tv.data.dataset import IGNORE, ClipDataset, PreparedDataset
 from lstm_tv.distributed import Dist, resolve_device, setup, teardown
-from lstm_tv.errors import DatasetError, LstmTvError, TrainingError
+from lstm_tv.errors import CheckpointError, DatasetError, LstmTvError, TrainingError
 from lstm_tv.evaluate import evaluate_model
 from lstm_tv.fileio import write_text
 from lstm_tv.model.cells import detach_state
@@ -223,6 +223,11 @@ def update(loss: torch.Tensor, params: list, optimizer, grad_clip: float, guard:
     """
     guard.steps += 1
     optimizer.zero_grad(set_to_none=True)
+    if not bool(torch.isfinite(loss.detach())):
+        # A non-finite loss can have a finite gradient (class weights summing to inf give 0 / inf = 0):
+        # make the gradient non-finite too, so the one check below -- after DDP's all-reduce, the same
+        # on every process -- stops or skips this step.
+        loss = loss * float("nan")
     (scaler.scale(loss) if scaler is not None else loss).backward()
     if scaler is not None:
         scaler.unscale_(optimizer)
@@ -454,8 +459,7 @@ def train(cfg: Config | None, *, resume: str | Path | None = None, reporter: Rep
     if resume is not None:
         ckpt_path = Path(resume) / "last.ckpt" if Path(resume).is_dir() else Path(resume)
         ckpt = load_checkpoint(ckpt_path)
-        if "optimizer" not in ckpt or "progress" not in ckpt:
-            raise LstmTvError(f"{ckpt_path}: has no training state to resume from; resume from a run's last.ckpt")
+        check_training_state(ckpt, ckpt_path)
         cfg = config_of(ckpt, ckpt_path)
     device = resolve_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
     dist = setup(device)
@@ -463,6 +467,26 @@ def train(cfg: Config | None, *, resume: str | Path | None = None, reporter: Rep
         return _train(cfg, ckpt, resume, device, dist, reporter or (Reporter() if dist.main else QUIET))
     finally:
         teardown(dist)
+
+
+def check_training_state(ckpt: dict, path: Path) -> None:
+    """What ``--resume`` needs from a checkpoint, checked before any data is touched.
+
+    Raises:
+        LstmTvError: the checkpoint holds weights only (a best.ckpt).
+        CheckpointError: its training state is incomplete or of another shape than lstm-tv writes.
+    """
+    if "optimizer" not in ckpt or "progress" not in ckpt:
+        raise LstmTvError(f"{path}: has no training state to resume from; resume from a run's last.ckpt")
+    progress, optimizer, rng = ckpt["progress"], ckpt["optimizer"], ckpt.get("rng")
+    ok = (isinstance(progress, dict) and all(k in progress for k in ("epoch", "best_value", "best_epoch", "stale_epochs", "history"))
+          and isinstance(progress["epoch"], int) and isinstance(progress["history"], list)
+          and isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
+          and isinstance(optimizer.get("param_groups"), list) and isinstance(ckpt.get("scheduler"), dict)
+          and isinstance(rng, dict) and isinstance(rng.get("torch"), torch.Tensor))
+    if not ok:
+        raise CheckpointError(f"{path}: its training state cannot be restored (incomplete, or not written by "
+                              f"lstm-tv train); resume from a run's own last.ckpt")
 
 
 def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: Dist, reporter: Reporter) -> Path:
@@ -492,8 +516,14 @@ def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: D
     if ckpt is not None:
         # The optimiser state saved belongs to the phase of the saved epoch; at the joint/memory
         # boundary the memory phase starts fresh, as it does in an uninterrupted run.
-        phase = joint if ckpt["progress"]["epoch"] <= cfg.train.epochs else memory
-        _restore(ckpt, model, phase, progress)
+        ckpt_path = Path(resume) / "last.ckpt" if Path(resume).is_dir() else Path(resume)
+        try:
+            phase = joint if ckpt["progress"]["epoch"] <= cfg.train.epochs else memory
+            _restore(ckpt, model, phase, progress)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:  # a last.ckpt from elsewhere
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise CheckpointError(f"{ckpt_path}: its training state cannot be restored ({type(e).__name__}: "
+                                  f"{reason}); resume from a run's own last.ckpt") from None
         run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
         reporter.info(f"resuming {run_dir} after epoch {progress.epoch} of {total_epochs(cfg)}")
     else:

@@ -258,3 +258,18 @@ def test_train_takes_classes_and_size_from_the_dataset(tiny_config, tmp_path, mo
     assert ckpt["size"] == 16 and ckpt["classes"] == ["wolf", "dog", "bear", "goldfish", "unknown"]
     assert ckpt["config"]["data"]["classes"] == ckpt["classes"]
     assert "size: 16" in (run / "config.yaml").read_text()
+
+
+def test_nonfinite_loss_through_the_cli_is_one_line_naming_the_step(tiny_config, tmp_path, monkeypatch, cli):
+    # No monkeypatching: absurd class weights overflow the weighted mean of the loss (inf / inf) at the
+    # first step. (An absurd learning rate does not do it: train.lr is capped at 10, which AdamW survives.)
+    # The gradient of that NaN loss is 0, finite: the guard must look at the loss too.
+    monkeypatch.chdir(tmp_path)
+    r = cli("train", *tiny_config, "train.epochs=2", "train.class_weights=[1e38, 1e38, 1e38, 1e38, 1e38]")
+    assert r.code == 1, r
+    assert "Traceback" not in r.err + r.out
+    errors = [line for line in r.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, r.err
+    assert errors[0] == ("error: epoch 1, step 1: the loss or its gradient is not finite (loss nan); stopped, no "
+                         "checkpoint yet; lower train.lr, or set train.nonfinite=skip to skip such steps"), errors[0]
+    assert not (tmp_path / "run" / "last.ckpt").exists() and not (tmp_path / "run" / "best.ckpt").exists()

@@ -38,6 +38,15 @@ def _read_lines(path: Path) -> list[str]:
     return lines
 
 
+def _csv_rows(path: Path, lines: list[str]) -> list[list[str]]:
+    """Rows of a CSV file's lines; malformed CSV (e.g. a field beyond csv's size limit) is a LabelError."""
+    reader = csv.reader(io.StringIO("\n".join(lines)))
+    try:
+        return list(reader)
+    except csv.Error as e:
+        raise LabelError(f"{path}: line {reader.line_num}: not valid CSV ({e})") from None
+
+
 def read_frame_labels(path: str | Path, classes: list[str]) -> list[int]:
     """Per-frame labels: line i (from 0) is the class name of decoded frame i.
 
@@ -94,7 +103,7 @@ def read_segments(path: str | Path, classes: list[str]) -> list[Segment]:
     lines = _read_lines(path)
     if not lines:
         raise LabelError(f"{path}: empty file; expected a header 'start,end,label' and one row per segment")
-    rows = list(csv.reader(io.StringIO("\n".join(lines))))
+    rows = _csv_rows(path, lines)
     header = [h.strip().lower() for h in rows[0]]
     if header != ["start", "end", "label"]:
         raise LabelError(f"{path}: line 1: header must be 'start,end,label', got {','.join(rows[0])!r}")
@@ -169,8 +178,7 @@ def read_splits(path: str | Path, stems: list[str]) -> dict[str, str]:
         ``{stem: split}`` for the videos it names (others fall back to :func:`hash_split`).
     """
     path = Path(path)
-    lines = _read_lines(path)
-    rows = list(csv.reader(io.StringIO("\n".join(lines))))
+    rows = _csv_rows(path, _read_lines(path))
     if not rows or [h.strip().lower() for h in rows[0]] != ["video", "split"]:
         raise LabelError(f"{path}: line 1: header must be 'video,split'")
     known = set(stems)

@@ -138,7 +138,7 @@ def prepare_video(job: VideoJob) -> dict:
     n = len(times)
     classes = list(job.classes)
     warnings = []
-    if job.labels.endswith(".txt"):
+    if Path(job.labels).suffix.lower() == ".txt":  # as discover() and precheck_labels() decide: a.TXT too
         labels, warning = L.fit_length(L.read_frame_labels(job.labels, classes), n, job.labels)
         warnings += [warning] if warning else []
     else:
@@ -221,8 +221,6 @@ def prepare_dataset(src: str | Path, out: str | Path, cfg: DataConfig, *, worker
     warn = warn or (lambda message: None)
     if out.exists() and not overwrite:
         raise DatasetError(f"{out}: already exists; choose another OUT or pass --overwrite to replace it")
-    if not out.parent.exists():
-        out.parent.mkdir(parents=True)
     pairs, warnings = discover(src, skip_unlabeled=skip_unlabeled)
     for w in warnings:
         warn(w)
@@ -232,7 +230,7 @@ def prepare_dataset(src: str | Path, out: str | Path, cfg: DataConfig, *, worker
 
     partial = out.with_name(out.name + ".partial")
     fingerprint = _fingerprint(src, cfg)
-    _open_partial(partial, fingerprint)
+    _open_partial(partial, fingerprint)  # creates OUT's parent only now that the inputs have been checked
     workers = min(workers or os.cpu_count() or 1, len(pairs))
     # Parallel workers split the cores between them rather than each decoding with every core.
     threads = decode_threads if decode_threads is not None else max(1, (os.cpu_count() or 1) // workers)

@@ -52,7 +52,8 @@ def _open(path: str | Path):
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as e:
-        raise VideoError(f"{path}: cannot open as video ({_reason(e)})") from None
+        raise VideoError(f"{path}: cannot open as video ({_reason(e)}); the file may be truncated, corrupt "
+                         f"or not a video") from None
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path}: has no video stream (audio-only or not a video)")
