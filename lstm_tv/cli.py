@@ -190,6 +190,39 @@ def export(checkpoint: Annotated[Path, typer.Argument(help="The checkpoint to ex
 
 
 # ------------------------------------------------------------------------------------------------
+# bench
+
+
+@app.command()
+def bench(config: Annotated[Optional[Path], typer.Option(
+              "--config", "-c", help="YAML config file merged onto the bench budget, for every run.")] = None,
+          overrides: Annotated[Optional[list[str]], typer.Argument(
+              help="Dotted overrides for every run, e.g. train.memory_epochs=20 model.hidden=32.",
+              show_default=False)] = None,
+          out: Annotated[Path, typer.Option(help="Bench directory: datasets, runs, results.csv/.md, the figure.")] = Path("runs/bench"),
+          cells: Annotated[Optional[str], typer.Option(
+              help="Comma-separated memory cells (default: none,tdnn,rnn,gru,lstm,peephole; with --quick: none,rnn,lstm).",
+              show_default=False)] = None,
+          gaps: Annotated[Optional[str], typer.Option(
+              help="Comma-separated gap settings: short (5-20 frames), long (60-150) (default: both).",
+              show_default=False)] = None,
+          seeds: Annotated[Optional[int], typer.Option(
+              help="Training seeds per cell and gap setting: train.seed, train.seed+1, ... (default: 1).",
+              show_default=False)] = None,
+          quick: Annotated[bool, typer.Option(help="Tiny data and model: a smoke test of the whole bench in seconds.")] = False,
+          resume: Annotated[bool, typer.Option(
+              help="Keep runs in OUT that finished with the same config; train only the others.")] = False) -> None:
+    """Train and test each memory cell on short and long gaps with one budget; table, CSV, Markdown, PNG.
+
+    Default budget per run: 80 videos x 600 frames at 32 px per gap setting; cnn encoder width 16, embed 64, hidden 64; 8 joint epochs x 30 steps of 8 clips x 256 frames, then 60 memory epochs. 6 cells x 2 gap settings x 1 seed = 12 runs: about 40 minutes on 2 idle CPU cores (peephole, a Python loop per frame, takes ~9 of them per run). --config and KEY=VALUE change the budget of every run (not model.cell, synth.gap_*, data.dir/raw, run.*). Datasets are generated once into OUT and reused; --seeds 3 --resume later adds seeds to a finished bench.
+    """
+    from lstm_tv.bench import run_bench, split_names
+
+    run_bench(out, cells=split_names(cells), gaps=split_names(gaps), seeds=seeds, quick=quick, config_file=config,
+              overrides=overrides, resume=resume, reporter=Reporter())
+
+
+# ------------------------------------------------------------------------------------------------
 # entry point
 
 
