@@ -81,7 +81,7 @@ class TrainConfig:
     tbptt: int = setting(64, "frames per truncated-BPTT chunk; state is carried and detached between chunks", min=1)
     lr: float = setting(0.003, "peak learning rate of AdamW", min=0.0, max=10.0)
     weight_decay: float = setting(0.0001, "AdamW weight decay", min=0.0, max=10.0)
-    memory_epochs: int = setting(20, "epochs after train.epochs that train the memory and head alone on cached frame embeddings, whole videos at a time (0 = off)", min=0)
+    memory_epochs: int = setting(30, "epochs after train.epochs that train the memory and head alone on cached frame embeddings, whole videos at a time (0 = off)", min=0)
     memory_lr: float = setting(0.003, "peak learning rate of the memory epochs (cosine decay, no warm-up)", min=0.0, max=10.0)
     warmup: float = setting(0.5, "epochs of linear learning-rate warm-up before the cosine decay", min=0.0)
     grad_clip: float = setting(1.0, "clip the gradient norm to this (0 = off); recurrent nets explode", min=0.0)

@@ -525,7 +525,8 @@ class FrameMetrics:
 # Evaluating a model: stream every video of a split through it with the state carried
 
 
-def evaluate_model(model, data, videos, device, *, chunk: int = 256, dist=None, progress=None) -> FrameMetrics:
+def evaluate_model(model, data, videos, device, *, chunk: int = 256, dist=None, progress=None,
+                   embeddings=None) -> FrameMetrics:
     """Stream each video of ``videos`` through ``model`` exactly as prediction does; accumulate metrics.
 
     Args:
@@ -537,20 +538,27 @@ def evaluate_model(model, data, videos, device, *, chunk: int = 256, dist=None, 
         dist: a ``Dist`` context: each rank evaluates every ``world``-th video and the ranks' metrics
             are combined, giving the same totals as one process.
         progress: called with ``(done, total, stem)`` after each video.
+        embeddings: the videos' frame embeddings (T, F), one per video, when the encoder is frozen
+            and they were computed already: only the memory and head then run (same result).
     Returns:
         The combined :class:`FrameMetrics` (call ``compute(class_names)`` for the report).
     """
-    from lstm_tv.predict import array_chunks, stream_logits
+    from lstm_tv.predict import array_chunks, stream_embeddings, stream_logits
 
     was_training = model.training
     model.eval()
     metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
-    mine = videos[dist.rank::dist.world] if dist is not None else videos
-    for i, video in enumerate(mine):
-        logits = torch.cat(list(stream_logits(model, array_chunks(data.frames(video), chunk), device)))
-        metrics.update(logits.argmax(-1).numpy(), data.labels(video), data.mask(video))
-        if progress:
-            progress(i + 1, len(mine), video.stem)
+    pairs = list(zip(videos, embeddings if embeddings is not None else [None] * len(videos)))
+    mine = pairs[dist.rank::dist.world] if dist is not None else pairs
+    with model.full_precision():  # the encoder's precision of evaluate and predict
+        for i, (video, emb) in enumerate(mine):
+            if emb is not None:
+                logits = stream_embeddings(model, emb, chunk)
+            else:
+                logits = torch.cat(list(stream_logits(model, array_chunks(data.frames(video), chunk), device)))
+            metrics.update(logits.argmax(-1).numpy(), data.labels(video), data.mask(video))
+            if progress:
+                progress(i + 1, len(mine), video.stem)
     model.train(was_training)
     if dist is not None and dist.active:
         metrics = FrameMetrics.from_states(dist.all_gather(metrics.state()))

@@ -79,6 +79,17 @@ def stream_logits(model: FrameClassifier, chunks: Iterable[np.ndarray | torch.Te
         yield logits
 
 
+@torch.inference_mode()
+def stream_embeddings(model: FrameClassifier, embeddings: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Logits (T, K) on the CPU for a video already encoded (T, F): the memory and head streamed over
+    chunks with the state carried, as :func:`stream_logits` does after the encoder."""
+    state, out = None, []
+    for part in embeddings.split(chunk):
+        logits, state = model.forward_embeddings(part[None], state)  # (1, T, F) -> (1, T, K)
+        out.append(logits[0].float().cpu())
+    return torch.cat(out)
+
+
 def array_chunks(frames: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
     """Consecutive slices of ``chunk`` frames of an (memory-mapped) array, copied into memory."""
     for start in range(0, len(frames), chunk):

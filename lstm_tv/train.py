@@ -320,7 +320,8 @@ class MemoryPhase:
     def __init__(self, cfg: Config, data: PreparedDataset, model: FrameClassifier, device: torch.device, dist: Dist):
         self.cfg, self.data, self.model, self.device, self.dist = cfg, data, model, device, dist
         self.videos = data.split("train")
-        self.cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # (embeddings, labels) per video
+        self.val_cache: list[torch.Tensor] | None = None
         self.net: nn.Module | None = None
         self.params = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
         batches = math.ceil(len(self.videos) / (cfg.train.batch_size * dist.world))
@@ -337,7 +338,8 @@ class MemoryPhase:
                 ids = [self.device.index] if self.device.type == "cuda" else None
                 self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
             # Every process caches every training video (embeddings are small), so all can follow one plan.
-            self.cache = cache_embeddings(self.model, self.data, self.videos, self.device, bar)
+            embeddings = cache_embeddings(self.model, self.data, self.videos, self.device, bar)
+            self.cache = [(e, torch.from_numpy(self.data.labels(v)).to(self.device)) for e, v in zip(embeddings, self.videos)]
         start = time.perf_counter()
         rng = np.random.default_rng([self.cfg.train.seed, epoch, 2])
         plan = memory_plan([len(labels) for _, labels in self.cache], self.cfg.train.batch_size, self.dist.world, rng)
@@ -359,6 +361,13 @@ class MemoryPhase:
             frames_seen += int((labels != IGNORE).sum())
             bar.update(i + 1, len(plan), f"loss {total_loss / max(steps, 1):.4f}")
         return {"train_loss": total_loss / max(steps, 1), "frames": frames_seen, "seconds": time.perf_counter() - start}
+
+    def val_embeddings(self, videos, bar) -> list[torch.Tensor]:
+        """The validation videos' embeddings, encoded once: with the encoder frozen, validating a
+        memory epoch needs only the memory and head (the metrics are the same)."""
+        if self.val_cache is None:
+            self.val_cache = cache_embeddings(self.model, self.data, videos, self.device, bar)
+        return self.val_cache
 
 
 def memory_plan(lengths: list[int], batch: int, world: int, rng: np.random.Generator) -> list[tuple[list[list[int]], int]]:
@@ -392,16 +401,18 @@ class EmbeddingForward(nn.Module):
 
 @torch.no_grad()
 def cache_embeddings(model: FrameClassifier, data: PreparedDataset, videos, device: torch.device, bar,
-                     chunk: int = 256) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Encode every frame of ``videos`` once (eval mode, no augmentation): ``[(emb (T, F), labels (T,))]``."""
+                     chunk: int = 256) -> list[torch.Tensor]:
+    """Encode every frame of ``videos`` once, as evaluate and predict encode them (eval mode, full
+    precision, no augmentation): one (T, F) tensor per video."""
     from lstm_tv.predict import array_chunks
 
     model.eval()
     cache = []
-    for i, video in enumerate(videos):
-        parts = [model.encode(torch.from_numpy(c).to(device)[None])[0] for c in array_chunks(data.frames(video), chunk)]
-        cache.append((torch.cat(parts).float(), torch.from_numpy(data.labels(video)).to(device)))
-        bar.update(i + 1, len(videos), f"encoding {video.stem}")
+    with model.full_precision():
+        for i, video in enumerate(videos):
+            parts = [model.encode(torch.from_numpy(c).to(device)[None])[0] for c in array_chunks(data.frames(video), chunk)]
+            cache.append(torch.cat(parts).float())
+            bar.update(i + 1, len(videos), f"encoding {video.stem}")
     return cache
 
 
@@ -557,7 +568,9 @@ def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: D
         report = None
         if val_videos:
             with reporter.bar("validate", total=len(val_videos)) as bar:
-                metrics = evaluate_model(model, data, val_videos, device, dist=dist, progress=bar.update)
+                embeddings = memory.val_embeddings(val_videos, bar) if phase is memory else None
+                metrics = evaluate_model(model, data, val_videos, device, dist=dist, progress=bar.update,
+                                         embeddings=embeddings)
             report = metrics.compute(data.classes)
         frames = dist.sum(stats["frames"])
         row = {"epoch": epoch, "phase": phase.name, "train_loss": round(dist.sum(stats["train_loss"]) / dist.world, 6),

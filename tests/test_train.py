@@ -177,16 +177,21 @@ def test_train_and_evaluate_cli(tiny_config, tmp_path, monkeypatch, cli):
     assert r.code == 1 and "checkpoint not found" in r.err
 
 
-def test_validation_equals_evaluate(tiny_config, tiny_prepared, tmp_path, monkeypatch):
-    # The metric of the best epoch in metrics.csv is what `evaluate` of best.ckpt on val reports.
+@pytest.mark.parametrize("extra", [[], ["train.amp=true", "train.memory_epochs=2", "train.epochs=1"]],
+                         ids=["fp32", "bf16-with-memory-epochs"])
+def test_validation_equals_evaluate(tiny_config, tmp_path, monkeypatch, extra):
+    # The metrics stored for the best epoch are what `evaluate` of best.ckpt on val reports: validation
+    # streams in full precision like evaluate, also after mixed-precision training and when it reuses
+    # the frozen encoder's embeddings in memory epochs.
     from lstm_tv.evaluate import evaluate_checkpoint
 
     monkeypatch.chdir(tmp_path)
-    run = train(load_config(None, tiny_config), reporter=QUIET)
+    run = train(load_config(None, tiny_config + extra), reporter=QUIET)
     report = evaluate_checkpoint(run / "best.ckpt", split="val")
     stored = load_checkpoint(run / "best.ckpt")["metrics"]
     assert report["frame_accuracy"] == stored["frame_accuracy"]
     assert report["confusion"] == stored["confusion"]
+    assert report["edit"] == stored["edit"]
 
 
 def nan_after(monkeypatch, calls: int):
@@ -273,3 +278,22 @@ def test_nonfinite_loss_through_the_cli_is_one_line_naming_the_step(tiny_config,
     assert errors[0] == ("error: epoch 1, step 1: the loss or its gradient is not finite (loss nan); stopped, no "
                          "checkpoint yet; lower train.lr, or set train.nonfinite=skip to skip such steps"), errors[0]
     assert not (tmp_path / "run" / "last.ckpt").exists() and not (tmp_path / "run" / "best.ckpt").exists()
+
+
+def test_validating_from_cached_embeddings_equals_streaming_frames(tiny_run, tiny_prepared):
+    from lstm_tv.evaluate import evaluate_model
+    from lstm_tv.train import cache_embeddings
+
+    model = model_from_checkpoint(load_checkpoint(tiny_run["ckpt"]))
+    model.encoder_autocast = torch.bfloat16          # as during mixed-precision training
+    data = PreparedDataset(tiny_prepared)
+    videos, cpu = data.split("val") + data.split("test"), torch.device("cpu")
+
+    class NoBar:
+        def update(self, *args):
+            pass
+
+    embeddings = cache_embeddings(model, data, videos, cpu, NoBar(), chunk=40)
+    streamed = evaluate_model(model, data, videos, cpu, chunk=40).compute(data.classes)
+    cached = evaluate_model(model, data, videos, cpu, chunk=40, embeddings=embeddings).compute(data.classes)
+    assert cached == streamed

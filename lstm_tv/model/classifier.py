@@ -53,6 +53,16 @@ class FrameClassifier(nn.Module):
         self.encoder_autocast: torch.dtype | None = None
         self.channels_last = True
 
+    @contextlib.contextmanager
+    def full_precision(self):
+        """Within this block the encoder runs in float32 whatever ``encoder_autocast`` says: what
+        evaluate and predict compute, so validation during mixed-precision training matches them."""
+        saved, self.encoder_autocast = self.encoder_autocast, None
+        try:
+            yield self
+        finally:
+            self.encoder_autocast = saved
+
     def set_channels_last(self, enabled: bool) -> "FrameClassifier":
         """Switch frames and encoder weights between channels-last and contiguous NCHW layouts."""
         self.channels_last = enabled
