@@ -25,7 +25,7 @@ from lstm_tv.config import load_config
 from lstm_tv.data.augment import ClipAugment
 from lstm_tv.data.dataset import IGNORE, ClipDataset, PreparedDataset
 from lstm_tv.model.classifier import build_model
-from lstm_tv.train import autocast_dtype, make_optimizer, make_scheduler, train_one_epoch
+from lstm_tv.train import autocast_dtype, loader_workers, make_optimizer, make_scheduler, train_one_epoch
 
 
 class NoBar:
@@ -72,18 +72,19 @@ def cost_of_memory(cfg, data: PreparedDataset, repeats: int) -> None:
           f"(medians of {repeats}); lstm / none = {lstm / none:.3f}  (goal <= 1.25)")
 
 
-def input_pipeline(cfg, data: PreparedDataset, steps: int) -> None:
+def input_pipeline(cfg, data: PreparedDataset, steps: int, rounds: int) -> None:
     device = torch.device("cpu")
     clips = ClipDataset(data, "train", cfg.train.clip_frames, steps * cfg.train.batch_size, cfg.train.seed,
                         augment=ClipAugment() if cfg.train.augment else None)
     clips.set_epoch(1)
-    loader = torch.utils.data.DataLoader(clips, batch_size=cfg.train.batch_size, num_workers=cfg.train.workers,
-                                         persistent_workers=cfg.train.workers > 0)
+    workers = loader_workers(cfg.train.workers)
+    loader = torch.utils.data.DataLoader(clips, batch_size=cfg.train.batch_size, num_workers=workers,
+                                         persistent_workers=workers > 0)
     in_memory = list(loader)  # the very same batches, produced beforehand
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
     rates = {"loader": [], "in memory": []}
-    for r in range(3):
-        for name, source in (("loader", loader), ("in memory", in_memory)):
+    for r in range(rounds + 1):
+        for name, source in (("loader", loader), ("in memory", in_memory)):  # interleaved, as above
             torch.manual_seed(0)
             model = build_model(cfg.model, len(data.classes))
             model.set_channels_last(True)
@@ -95,15 +96,16 @@ def input_pipeline(cfg, data: PreparedDataset, steps: int) -> None:
             if r:
                 rates[name].append(stats["frames"] / stats["seconds"])
     loader_rate, memory_rate = statistics.median(rates["loader"]), statistics.median(rates["in memory"])
-    print(f"input pipeline: {steps} batches, workers={cfg.train.workers}, augment={cfg.train.augment}: loader "
+    print(f"input pipeline: {steps} batches, workers={workers} ({cfg.train.workers}), augment={cfg.train.augment}: loader "
           f"{loader_rate:.0f} frames/s, in memory {memory_rate:.0f} frames/s; loader / in memory = "
-          f"{loader_rate / memory_rate:.3f}  (goal >= 0.9)")
+          f"{loader_rate / memory_rate:.3f}  (medians of {rounds} rounds; goal >= 0.9)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=None, help="prepared dataset (default: data.dir of the config)")
     parser.add_argument("--steps", type=int, default=12, help="batches per input-pipeline measurement")
+    parser.add_argument("--rounds", type=int, default=4, help="measured rounds of the input pipeline (after one warm-up)")
     parser.add_argument("--repeats", type=int, default=8, help="timed steps per model for the cost of memory")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
@@ -113,7 +115,7 @@ def main() -> None:
     print(f"threads {torch.get_num_threads()}, amp {cfg.train.amp}, batch {cfg.train.batch_size} x "
           f"{cfg.train.clip_frames} frames, tbptt {cfg.train.tbptt}, {data.size} px")
     cost_of_memory(cfg, data, args.repeats)
-    input_pipeline(cfg, data, args.steps)
+    input_pipeline(cfg, data, args.steps, args.rounds)
 
 
 if __name__ == "__main__":

@@ -88,8 +88,7 @@ BENCH_BUDGET = [
     "synth.size=32", "data.size=32",
     "model.width=16", "model.embed=64", "model.hidden=64",
     "train.epochs=8", "train.steps_per_epoch=30",  # joint phase: 8 x 30 steps of 8 clips x 256 frames
-    "train.memory_epochs=60",     # then the memory alone, whole videos, full BPTT (default: 20)
-    "train.workers=1",            # one loader process overlaps augmentation with the step on 2 cores
+    "train.memory_epochs=60",     # then the memory alone, whole videos, full BPTT (default: 30)
 ]
 # --quick: seconds per run on tiny data, to check the whole pipeline (the test suite runs it).
 QUICK_BUDGET = [

@@ -97,7 +97,7 @@ class TrainConfig:
     patience: int = setting(0, "stop after this many epochs without a better best_metric (0 = never)", min=0)
     best_metric: str = setting("masked_accuracy", "validation metric that picks best.ckpt (frame_accuracy when data has no masks)",
                                choices=("masked_accuracy", "frame_accuracy", "macro_f1", "edit", "f1@50"))
-    workers: int = setting(2, "data-loader worker processes (0 = load in the training process)", min=0, max=64)
+    workers: Union[int, str] = setting("auto", "data-loader worker processes: 0 = load in the training process; auto = 0 on machines with up to 2 cores (workers would compete with training for them), else min(4, cores - 2)")
     steps_per_epoch: int = setting(0, "optimisation steps per epoch (0 = enough clips to cover the training frames once)", min=0)
 
 
@@ -232,6 +232,10 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError(f"synth.gap_min: {s.gap_min} is larger than synth.gap_max {s.gap_max}")
     if s.size % 2:
         raise ConfigError(f"synth.size: {s.size} must be even (H.264 needs even frame sizes)")
+    if isinstance(t.workers, str) and t.workers != "auto":
+        raise ConfigError(f"train.workers: {t.workers!r} must be auto or a number of processes")
+    if isinstance(t.workers, int) and not 0 <= t.workers <= 64:
+        raise ConfigError(f"train.workers: {t.workers} is out of range; allowed [0, 64] or auto")
     if isinstance(t.amp, str) and t.amp != "auto":
         raise ConfigError(f"train.amp: {t.amp!r} must be auto, true or false")
     if isinstance(t.class_weights, str) and t.class_weights not in ("auto", "none"):

@@ -57,6 +57,7 @@ class ClipAugment:
         levels = np.arange(256, dtype=np.float32)[:, None]  # (256, 1)
         lut = np.clip((levels * gain - 128.0) * contrast + 128.0, 0, 255).astype(np.uint8)  # (256, 3)
         out = np.empty_like(x)
+        pixels, result = x.reshape(-1, 3), out.reshape(-1, 3)  # (N, 3) views
         for c in range(3):
-            out[..., c] = lut[:, c][x[..., c]]
+            np.take(lut[:, c], pixels[:, c], out=result[:, c])  # no temporary index array
         return out
