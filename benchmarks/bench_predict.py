@@ -95,7 +95,7 @@ def decode_only(video: Path, size: int) -> float:
 
 
 def read_frames_rate(video: Path, size: int) -> float:
-    """lstm_tv.data.video.read_frames, which prepare uses (a new scaler per frame)."""
+    """lstm_tv.data.video.read_frames, which prepare uses (also one scaler per video)."""
     start, n = time.perf_counter(), 0
     for _ in read_frames(video, size):
         n += 1
@@ -148,7 +148,7 @@ def main() -> None:
     default_name = "predict, fp32 encoder, decode thread"  # lstm-tv predict's default
     variants = {
         floor_name: lambda: decode_only(short, size),
-        "read_frames (prepare's decoder: a new scaler per frame)": lambda: read_frames_rate(short, size),
+        "read_frames (prepare's decoder)": lambda: read_frames_rate(short, size),
         "predict, fp32 encoder, decode thread": lambda: predict(None, True),
         "predict, fp32 encoder, decode in the same thread": lambda: predict(None, False),
         "predict, bf16 encoder, decode thread": lambda: predict(torch.bfloat16, True),

@@ -49,7 +49,7 @@ class Progress:
     """What ``--resume`` needs besides weights and optimiser: where the run stands."""
 
     epoch: int = 0                      # epochs completed
-    best_value: float | None = None     # best validation metric so far
+    best_value: list[float] | None = None  # best [train.best_metric, frame accuracy] so far
     best_epoch: int = 0
     stale_epochs: int = 0               # epochs since the best one (early stopping)
     history: list[dict] = field(default_factory=list)  # metrics.csv rows
@@ -453,8 +453,11 @@ def write_metrics_csv(path: Path, history: list[dict]) -> None:
     write_text(path, buf.getvalue())
 
 
-def pick_metric(cfg: Config, report: dict | None, reporter: Reporter, warned: list) -> tuple[str, float | None]:
-    """The validation value that decides ``best.ckpt`` (frame accuracy when the data has no masks)."""
+def pick_metric(cfg: Config, report: dict | None, reporter: Reporter,
+                warned: list) -> tuple[str, list[float] | None]:
+    """The validation values that decide ``best.ckpt``: ``[train.best_metric, frame accuracy]``, compared
+    in that order, so that a tie (masked accuracy at 1.0 for many epochs) goes to the better frames.
+    The metric falls back to frame accuracy when the data has no masks."""
     if report is None:
         return cfg.train.best_metric, None
     name = cfg.train.best_metric
@@ -464,7 +467,7 @@ def pick_metric(cfg: Config, report: dict | None, reporter: Reporter, warned: li
                           f"using frame_accuracy")
             warned.append(True)
         name = "frame_accuracy"
-    return name, float(report[name])
+    return name, [float(report[name]), float(report["frame_accuracy"])]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -297,3 +297,15 @@ def test_validating_from_cached_embeddings_equals_streaming_frames(tiny_run, tin
     streamed = evaluate_model(model, data, videos, cpu, chunk=40).compute(data.classes)
     cached = evaluate_model(model, data, videos, cpu, chunk=40, embeddings=embeddings).compute(data.classes)
     assert cached == streamed
+
+
+def test_best_epoch_ties_go_to_the_better_frame_accuracy():
+    from lstm_tv.train import pick_metric
+
+    cfg, warned = load_config(None, []), []
+    a = pick_metric(cfg, {"masked_accuracy": 1.0, "frame_accuracy": 0.97}, QUIET, warned)[1]
+    b = pick_metric(cfg, {"masked_accuracy": 1.0, "frame_accuracy": 0.99}, QUIET, warned)[1]
+    c = pick_metric(cfg, {"masked_accuracy": 0.98, "frame_accuracy": 0.999}, QUIET, warned)[1]
+    assert c < a < b
+    # Without masks the metric falls back to frame accuracy (with one warning).
+    assert pick_metric(cfg, {"frame_accuracy": 0.5}, QUIET, warned) == ("frame_accuracy", [0.5, 0.5])
