@@ -94,3 +94,24 @@ def test_resume_under_torchrun_after_a_kill(tiny_prepared, tmp_path):
     a, b = load_checkpoint(tmp_path / "whole" / "last.ckpt"), load_checkpoint(last)
     for key in a["model"]:
         assert torch.allclose(a["model"][key], b["model"][key], atol=1e-6), key
+
+
+def test_a_rank_that_dies_takes_the_run_down(tiny_prepared, tmp_path):
+    # Kill one training process: torchrun stops the other and exits non-zero instead of hanging.
+    proc = torchrun(*overrides(tiny_prepared, tmp_path / "run", epochs=50), cwd=tmp_path)
+    deadline = time.time() + 120
+    while not (tmp_path / "run" / "last.ckpt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    workers = [p for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == proc.pid]
+    assert proc.poll() is None and workers, "the run ended before a rank could be killed"
+    os.kill(int(workers[-1]), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "FAILED" in out or "failed" in out                   # torchrun names the rank that died
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1

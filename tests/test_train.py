@@ -309,3 +309,20 @@ def test_best_epoch_ties_go_to_the_better_frame_accuracy():
     assert c < a < b
     # Without masks the metric falls back to frame accuracy (with one warning).
     assert pick_metric(cfg, {"frame_accuracy": 0.5}, QUIET, warned) == ("frame_accuracy", [0.5, 0.5])
+
+
+def test_early_stopping_after_patience_epochs_without_a_better_metric(tiny_config, tmp_path, monkeypatch):
+    import lstm_tv.train as T
+    from lstm_tv.evaluate import FrameMetrics
+
+    def constant_metrics(model, data, videos, *args, **kwargs):   # validation that never improves
+        metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
+        metrics.update(np.array([0, 1, 4]), np.array([0, 0, 4]), np.array([1, 0, 0]))
+        return metrics
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(T, "evaluate_model", constant_metrics)
+    run = train(load_config(None, tiny_config + ["train.epochs=6", "train.patience=2"]), reporter=QUIET)
+    history = load_checkpoint(run / "last.ckpt")["progress"]["history"]
+    assert [r["epoch"] for r in history] == [1, 2, 3]          # best at 1, then 2 stale epochs: stop
+    assert load_checkpoint(run / "best.ckpt")["epoch"] == 1
