@@ -52,6 +52,23 @@ def write_video(path, frames: int, *, width: int = 32, height: int = 32, fps: fl
     return path
 
 
+def write_audio_only(path):
+    """An MP4 container holding only an AAC audio stream (no video)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 8000
+        for _ in range(4):
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
 def write_raw(root, videos: dict[str, int], *, classes=("wolf", "dog", "bear", "goldfish", "unknown"),
               csv_stems=(), masks=True, splits: dict[str, str] | None = None, **video_kwargs):
     """A raw dataset (FORMATS.md §1) of flat-colour videos with cyclic labels; returns its root."""

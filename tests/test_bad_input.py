@@ -23,8 +23,8 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_TRAIN, write_audio_only, write_raw, write_video
 
-from conftest import TINY_TRAIN, write_raw, write_video
 from lstm_tv.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint
 from lstm_tv.config import load_config
 from lstm_tv.data.dataset import PreparedDataset
@@ -57,18 +57,6 @@ def assert_one_line_error(r, *needles: str) -> str:
 def raw_dataset(root: Path) -> Path:
     """Two short labelled videos, ``a`` and ``b`` (12 frames, 32x32, 24 fps, per-frame .txt labels)."""
     return write_raw(root, {"a": 12, "b": 12}, masks=False)
-
-
-def audio_only(path: Path) -> None:
-    with av.open(str(path), "w", format="mp4") as c:
-        s = c.add_stream("aac", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 8000
-        for _ in range(4):
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
 
 
 def vfr_video(path: Path, pts_ms: list[int], size: int = 32) -> Path:
@@ -133,7 +121,7 @@ def _text_as_mp4(src):
 
 
 def _audio_only(src):
-    audio_only(src / "videos" / "a.mp4")
+    write_audio_only(src / "videos" / "a.mp4")
 
 
 def _one_frame(src):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
+from conftest import write_audio_only
 
 from lstm_tv.data.video import VideoWriter, count_frames, probe, read_frames
 from lstm_tv.errors import VideoError
@@ -59,19 +60,6 @@ def test_writer_refuses_missing_directory(tmp_path):
         VideoWriter(tmp_path / "missing" / "x.mp4", fps=24, width=16, height=16)
 
 
-def audio_only(path):
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("aac", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 8000
-        for _ in range(4):
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
-
-
 def file_with(path, data: bytes):
     path.write_bytes(data)
     return path
@@ -81,7 +69,7 @@ def file_with(path, data: bytes):
     (lambda d: d / "missing.mp4", "video not found"),
     (lambda d: file_with(d / "empty.mp4", b""), "empty file"),
     (lambda d: file_with(d / "text.mp4", b"hello, not a video\n" * 20), "cannot open as video"),
-    (lambda d: audio_only(d / "audio.m4a"), "no video stream"),
+    (lambda d: write_audio_only(d / "audio.m4a"), "no video stream"),
     (lambda d: d, "is a directory"),
 ])
 def test_unreadable_input_names_file_and_reason(tmp_path, make, message):
