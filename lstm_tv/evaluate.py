@@ -20,10 +20,20 @@ background class, or None when every class makes segments.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+
+from lstm_tv import plots
+from lstm_tv.checkpoint import config_of
+from lstm_tv.data.dataset import PreparedDataset
+from lstm_tv.distributed import resolve_device
+from lstm_tv.errors import CheckpointError, DatasetError
+from lstm_tv.fileio import check_parent, write_json
+from lstm_tv.predict import array_chunks, load_model, stream_embeddings, stream_logits
+from lstm_tv.ui import QUIET
 
 DEFAULT_OVERLAPS = (0.10, 0.25, 0.50)  # the f1@10/25/50 thresholds reported in the literature
 
@@ -543,8 +553,6 @@ def evaluate_model(model, data, videos, device, *, chunk: int = 256, dist=None, 
     Returns:
         The combined :class:`FrameMetrics` (call ``compute(class_names)`` for the report).
     """
-    from lstm_tv.predict import array_chunks, stream_embeddings, stream_logits
-
     was_training = model.training
     model.eval()
     metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
@@ -572,16 +580,6 @@ def evaluate_checkpoint(checkpoint, *, data_dir=None, split: str = "test", repor
     Returns:
         The report dict (FORMATS.md §4) with ``checkpoint``, ``data`` and ``split`` added.
     """
-    from pathlib import Path
-
-    from lstm_tv import plots
-    from lstm_tv.checkpoint import config_of, load_checkpoint, model_from_checkpoint
-    from lstm_tv.data.dataset import PreparedDataset
-    from lstm_tv.distributed import resolve_device
-    from lstm_tv.errors import CheckpointError, DatasetError
-    from lstm_tv.fileio import check_parent, write_json
-    from lstm_tv.ui import QUIET
-
     reporter = reporter or QUIET
     if split not in ("train", "val", "test"):
         raise DatasetError(f"--split {split!r}: choose train, val or test")
@@ -589,7 +587,8 @@ def evaluate_checkpoint(checkpoint, *, data_dir=None, split: str = "test", repor
         if path is not None:
             check_parent(path)
     checkpoint = Path(checkpoint)
-    ckpt = load_checkpoint(checkpoint)
+    dev = resolve_device(device)
+    ckpt, model = load_model(checkpoint, dev)
     cfg = config_of(ckpt, checkpoint)
     data = PreparedDataset(data_dir or cfg.data.dir)
     if data.classes != ckpt["classes"]:
@@ -601,8 +600,6 @@ def evaluate_checkpoint(checkpoint, *, data_dir=None, split: str = "test", repor
     videos = data.split(split)
     if not videos:
         raise DatasetError(f"{data.root}: no {split} videos to evaluate")
-    dev = resolve_device(device)
-    model = model_from_checkpoint(ckpt, checkpoint).to(dev)
     with reporter.bar(f"evaluate {split}", total=len(videos)) as bar:
         metrics = evaluate_model(model, data, videos, dev, progress=bar.update)
     report = {"checkpoint": str(checkpoint), "data": str(data.root), "split": split, **metrics.compute(data.classes)}

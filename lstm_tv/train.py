@@ -28,7 +28,12 @@ import torch
 from torch import nn
 
 from lstm_tv import plots
-from lstm_tv.checkpoint import checkpoint_payload, config_of, load_checkpoint, save_checkpoint
+from lstm_tv.checkpoint import (
+    checkpoint_payload,
+    config_of,
+    load_checkpoint,
+    save_checkpoint,
+)
 from lstm_tv.config import Config, render_yaml
 from lstm_tv.data.augment import ClipAugment
 from lstm_tv.data.dataset import IGNORE, ClipDataset, PreparedDataset
@@ -480,7 +485,7 @@ def train(cfg: Config | None, *, resume: str | Path | None = None, reporter: Rep
 
     Under ``torchrun`` every rank calls this; rank 0 alone writes files and prints.
     """
-    ckpt = None
+    ckpt, ckpt_path = None, None
     if resume is not None:
         ckpt_path = Path(resume) / "last.ckpt" if Path(resume).is_dir() else Path(resume)
         ckpt = load_checkpoint(ckpt_path)
@@ -489,7 +494,7 @@ def train(cfg: Config | None, *, resume: str | Path | None = None, reporter: Rep
     device = resolve_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
     dist = setup(device)
     try:
-        return _train(cfg, ckpt, resume, device, dist, reporter or (Reporter() if dist.main else QUIET))
+        return _train(cfg, ckpt, ckpt_path, device, dist, reporter or (Reporter() if dist.main else QUIET))
     finally:
         teardown(dist)
 
@@ -514,7 +519,8 @@ def check_training_state(ckpt: dict, path: Path) -> None:
                               f"lstm-tv train); resume from a run's own last.ckpt")
 
 
-def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: Dist, reporter: Reporter) -> Path:
+def _train(cfg: Config, ckpt: dict | None, ckpt_path: Path | None, device: torch.device, dist: Dist,
+           reporter: Reporter) -> Path:
     if not dist.main:
         reporter = QUIET
     torch.manual_seed(cfg.train.seed)
@@ -541,7 +547,6 @@ def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: D
     if ckpt is not None:
         # The optimiser state saved belongs to the phase of the saved epoch; at the joint/memory
         # boundary the memory phase starts fresh, as it does in an uninterrupted run.
-        ckpt_path = Path(resume) / "last.ckpt" if Path(resume).is_dir() else Path(resume)
         try:
             phase = joint if ckpt["progress"]["epoch"] <= cfg.train.epochs else memory
             _restore(ckpt, model, phase, progress)
@@ -549,7 +554,7 @@ def _train(cfg: Config, ckpt: dict | None, resume, device: torch.device, dist: D
             reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise CheckpointError(f"{ckpt_path}: its training state cannot be restored ({type(e).__name__}: "
                                   f"{reason}); resume from a run's own last.ckpt") from None
-        run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
+        run_dir = ckpt_path.parent
         reporter.info(f"resuming {run_dir} after epoch {progress.epoch} of {total_epochs(cfg)}")
     else:
         run_dir = run_directory(cfg) if dist.main else Path(".")
