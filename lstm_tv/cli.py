@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -226,10 +225,6 @@ def bench(config: Annotated[Optional[Path], typer.Option(
 # entry point
 
 
-# Recent typer releases vendor click: their usage errors derive from typer.TyperException, not click's class.
-_TYPER_USAGE_ERROR = getattr(typer, "TyperException", click.ClickException)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; library errors become one line on stderr and exit code 1."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -250,12 +245,14 @@ def main(argv: list[str] | None = None) -> None:
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         err_console.print(f"[bold red]error:[/] {e.strerror or e}{where}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         sys.exit(e.exit_code)
-    except (click.ClickException, _TYPER_USAGE_ERROR) as e:
-        e.show()  # usage errors (missing argument, unknown option, bad type), as click prints them
+    except typer.TyperException as e:
+        # usage errors (missing argument, unknown option, bad type): Typer vendors click, whose errors derive
+        # from TyperException; we import no click of our own, since Typer no longer installs it
+        e.show()
         sys.exit(e.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("[bold red]interrupted[/]")
         sys.exit(130)
     sys.exit(0)
