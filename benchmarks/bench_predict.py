@@ -32,7 +32,8 @@ from lstm_tv.checkpoint import checkpoint_payload, save_checkpoint
 from lstm_tv.config import load_config
 from lstm_tv.data.video import VideoWriter, probe, read_frames
 from lstm_tv.model.classifier import build_model
-from lstm_tv.predict import VideoJob, load_model, native_bf16, predict_job
+from lstm_tv.predict import VideoJob, native_bf16, predict_job
+from lstm_tv.stream import load_model
 
 
 def make_video(path: Path, seconds: float, fps: int = 24, width: int = 640, height: int = 360) -> Path:

@@ -65,7 +65,7 @@ from lstm_tv.errors import ConfigError, DatasetError, LstmTvError
 from lstm_tv.evaluate import FrameMetrics
 from lstm_tv.fileio import write_json, write_text
 from lstm_tv.model.cells import list_cells
-from lstm_tv.predict import array_chunks, stream_logits
+from lstm_tv.stream import array_chunks, stream_logits
 from lstm_tv.train import train
 from lstm_tv.ui import QUIET, Bar, Reporter
 

@@ -32,7 +32,7 @@ from lstm_tv.data.dataset import PreparedDataset
 from lstm_tv.distributed import resolve_device
 from lstm_tv.errors import CheckpointError, DatasetError
 from lstm_tv.fileio import check_parent, write_json
-from lstm_tv.predict import array_chunks, load_model, stream_embeddings, stream_logits
+from lstm_tv.stream import array_chunks, load_model, stream_embeddings, stream_logits
 from lstm_tv.ui import QUIET
 
 DEFAULT_OVERLAPS = (0.10, 0.25, 0.50)  # the f1@10/25/50 thresholds reported in the literature

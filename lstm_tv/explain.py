@@ -21,17 +21,8 @@ import torch
 
 from lstm_tv.errors import LstmTvError
 from lstm_tv.model.classifier import FrameClassifier
-from lstm_tv.predict import (
-    DEFAULT_BATCH,
-    FIGURE_SUFFIXES,
-    Binned,
-    BoundedTrace,
-    TruthLabels,
-    decode_chunks,
-    load_model,
-    prefetch,
-    resolve_checkpoint,
-)
+from lstm_tv.predict import FIGURE_SUFFIXES, Binned, BoundedTrace, TruthLabels
+from lstm_tv.stream import DEFAULT_BATCH, decode_chunks, load_model, prefetch, resolve_checkpoint
 
 GATES = ("forget", "input", "output")  # the candidate is not a gate: it is what gets written
 UNITS = 4  # cell-state units drawn: the ones that vary most over the video

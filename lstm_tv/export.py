@@ -1,6 +1,6 @@
 """``lstm-tv export``: the streaming step as a stand-alone ONNX or TorchScript model.
 
-What is exported is :func:`lstm_tv.predict.stream_step` -- one chunk of frames plus the memory in,
+What is exported is :func:`lstm_tv.stream.stream_step` -- one chunk of frames plus the memory in,
 logits plus the new memory out -- so a runtime without lstm-tv streams a video of any length the
 way ``predict`` does: start from zero state, feed chunks, pass each returned state to the next call.
 
@@ -229,7 +229,7 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
     """
     from lstm_tv.checkpoint import config_of
     from lstm_tv.fileio import atomic_path, check_parent
-    from lstm_tv.predict import load_model
+    from lstm_tv.stream import load_model
 
     if fmt not in FORMATS:
         raise LstmTvError(f"--format {fmt!r}: choose {' or '.join(FORMATS)}")

@@ -1,17 +1,9 @@
-"""Streaming prediction: frames in, per-frame class probabilities out, in constant memory.
+"""``lstm-tv predict``: label every frame of videos, streaming each through the model in constant memory.
 
-The one streaming step of lstm-tv lives here: :func:`stream_step` feeds one chunk of consecutive
-frames through the model and returns the memory state to pass with the next chunk. Validation
-during training and ``evaluate`` (:func:`stream_logits`), ``predict`` (:func:`predict_video`) and
-``explain`` (its building blocks) all use it, so what training measures is what users get.
+The streaming itself is :mod:`lstm_tv.stream`; this module plans the jobs (which video goes to which
+output), and writes what the stream yields::
 
-``lstm-tv predict`` is a pipeline of generators, as in ultralytics' predictor::
-
-    decode_chunks   PyAV decode (background thread), frames resized inside FFmpeg     -> DecodedChunk
-      -> predict_video   encoder on the whole chunk, memory cell with the state carried  -> PredictedChunk
-        -> writers       CSV/JSONL rows, annotated video, bounded timeline summaries
-
-Only one chunk (``batch`` frames) is held at a time, so memory does not grow with the video's length.
+    stream.predict_video -> PredictedChunk -> CSV/JSONL rows, annotated video, bounded timeline summaries
 """
 
 from __future__ import annotations
@@ -19,286 +11,19 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
 import torch
 
-from lstm_tv.errors import CheckpointError, LabelError, LstmTvError, VideoError
-from lstm_tv.model.cells import State
+from lstm_tv.errors import LabelError, LstmTvError, VideoError
 from lstm_tv.model.classifier import FrameClassifier
+from lstm_tv.stream import DEFAULT_BATCH, PredictedChunk, ckpt_fps, load_model, predict_video, resolve_checkpoint
 
-DEFAULT_CHECKPOINT = Path("runs/latest/best.ckpt")  # what `train` points runs/latest at
-DEFAULT_BATCH = 64  # decoded frames per chunk: big enough to batch the encoder well, small in memory
-ORIGINALS_BUDGET = 48 * 2**20  # bytes of full-size frames per chunk when annotating: 8 frames of 1080p, 72 of 360p
 PREDICTION_SUFFIXES = (".csv", ".jsonl")
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
-
-T = TypeVar("T")
-
-
-# ---------------------------------------------------------------------------------------------------
-# The streaming step
-
-
-@torch.inference_mode()
-def stream_step(model: FrameClassifier, frames: np.ndarray | torch.Tensor, state: State | None,
-                device: torch.device) -> tuple[torch.Tensor, State]:
-    """Run one chunk of consecutive frames of one video through the model.
-
-    Args:
-        model: the classifier, in eval mode.
-        frames: uint8 (T, H, W, 3) RGB frames at the model's size.
-        state: what this function returned for the previous chunk; None at the start of the video.
-        device: where the model runs.
-
-    Returns:
-        ``(logits, state)``: logits (T, K) float32 on the CPU, and the memory after the last frame
-        (on ``device``) to pass with the next chunk.
-    """
-    x = torch.as_tensor(frames).to(device, non_blocking=True)
-    logits, state = model(x[None], state)  # (1, T, H, W, 3) -> (1, T, K)
-    return logits[0].float().cpu(), state
-
-
-def stream_logits(model: FrameClassifier, chunks: Iterable[np.ndarray | torch.Tensor],
-                  device: torch.device) -> Iterator[torch.Tensor]:
-    """Yield logits (T_chunk, K) on the CPU for each chunk of uint8 frames (T_chunk, H, W, 3).
-
-    The memory state is carried from one chunk to the next, so the result equals one forward over
-    the whole video, while only one chunk is ever held.
-    """
-    state = None
-    for chunk in chunks:
-        logits, state = stream_step(model, chunk, state, device)
-        yield logits
-
-
-@torch.inference_mode()
-def stream_embeddings(model: FrameClassifier, embeddings: torch.Tensor, chunk: int) -> torch.Tensor:
-    """Logits (T, K) on the CPU for a video already encoded (T, F): the memory and head streamed over
-    chunks with the state carried, as :func:`stream_logits` does after the encoder."""
-    state, out = None, []
-    for part in embeddings.split(chunk):
-        logits, state = model.forward_embeddings(part[None], state)  # (1, T, F) -> (1, T, K)
-        out.append(logits[0].float().cpu())
-    return torch.cat(out)
-
-
-def array_chunks(frames: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
-    """Consecutive slices of ``chunk`` frames of an (memory-mapped) array, copied into memory."""
-    for start in range(0, len(frames), chunk):
-        yield np.array(frames[start:start + chunk])
-
-
-# ---------------------------------------------------------------------------------------------------
-# Decoding
-
-
-@dataclass
-class DecodedChunk:
-    """Consecutive decoded frames of one video.
-
-    Attributes:
-        start: index of the first frame in the video (decode order, from 0).
-        frames: uint8 (T, size, size, 3) RGB frames resized for the model.
-        times: (T,) seconds since the first frame.
-        originals: uint8 (T, H, W, 3) the same frames at the video's own size, when asked for.
-    """
-
-    start: int
-    frames: np.ndarray
-    times: np.ndarray
-    originals: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.times)
-
-
-def decode_chunks(path: str | Path, size: int, batch: int, *, originals: bool = False,
-                  max_bytes: int = ORIGINALS_BUDGET) -> Iterator[DecodedChunk]:
-    """Decode a video into chunks of ``batch`` frames, resized to ``size`` x ``size`` inside FFmpeg.
-
-    With ``originals``, a chunk also ends once its full-size frames reach ``max_bytes`` (a 1080p
-    frame is 6 MB), so memory stays bounded at any resolution; the model's results do not depend
-    on where chunks end.
-
-    The model's frames are converted exactly as ``prepare`` converts training frames (FFmpeg area
-    resize from the decoded picture, as :func:`lstm_tv.data.video.read_frames` does). With
-    ``originals`` each decoded picture is also converted at its own size -- one decode, two
-    conversions -- so an annotated video shows the very frames the model saw, at full resolution.
-
-    Raises:
-        VideoError: missing, empty, not a video, or undecodable (naming the file and the frame).
-    """
-    from lstm_tv.data.video import decode_frames
-
-    small: list[np.ndarray] = []
-    big: list[np.ndarray] = []
-    times: list[float] = []
-    index = 0
-
-    def chunk() -> DecodedChunk:
-        out = DecodedChunk(index - len(times), np.stack(small), np.asarray(times, dtype=np.float64),
-                           np.stack(big) if originals else None)
-        small.clear(), big.clear(), times.clear()
-        return out
-
-    for frame in decode_frames(path, size, original=originals):
-        small.append(frame.rgb)
-        if originals:
-            big.append(frame.original)
-        times.append(frame.time)
-        index += 1
-        if len(times) == batch or (originals and len(big) * big[0].nbytes >= max_bytes):
-            yield chunk()
-    if times:
-        yield chunk()
-
-
-class _End:
-    """What the prefetch thread sends last: nothing (done) or the exception that stopped it."""
-
-    def __init__(self, error: BaseException | None = None):
-        self.error = error
-
-
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Iterate ``items`` in a background thread, keeping at most ``depth`` items ready.
-
-    Decoding (FFmpeg releases the GIL) then overlaps with inference (so does PyTorch). An exception
-    in the thread is raised here; leaving this generator early stops and joins the thread.
-    """
-    ready: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        iterator = iter(items)
-        try:
-            for item in iterator:
-                if not put(item):
-                    return
-            put(_End())
-        except BaseException as e:  # handed to the consumer, raised there
-            put(_End(e))
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()  # a generator closes its video here, in the thread that runs it
-
-    thread = threading.Thread(target=work, name="lstm-tv-decode", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = ready.get()
-            if isinstance(item, _End):
-                if item.error is not None:
-                    raise item.error
-                return
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
-# ---------------------------------------------------------------------------------------------------
-# Prediction
-
-
-@dataclass
-class PredictedChunk:
-    """Predictions for consecutive decoded frames of one video.
-
-    Attributes:
-        start: index of the first frame in the video.
-        times: (T,) seconds since the first frame.
-        probs: (T, K) float32 class probabilities (softmax of the logits).
-        originals: uint8 (T, H, W, 3) frames at the video's size, when :func:`predict_video` was
-            asked for them (to annotate).
-    """
-
-    start: int
-    times: np.ndarray
-    probs: np.ndarray
-    originals: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.times)
-
-    @property
-    def labels(self) -> np.ndarray:
-        """(T,) predicted class index per frame."""
-        return self.probs.argmax(axis=1)
-
-    @property
-    def confidence(self) -> np.ndarray:
-        """(T,) probability of the predicted class."""
-        return self.probs.max(axis=1)
-
-
-def predict_video(model: FrameClassifier, path: str | Path, size: int, device: torch.device, *,
-                  batch: int = DEFAULT_BATCH, stride: int = 1, originals: bool = False,
-                  background_decode: bool = True) -> Iterator[PredictedChunk]:
-    """Stream a video through the model: one :class:`PredictedChunk` per ``batch`` decoded frames.
-
-    Args:
-        model: the classifier, in eval mode, on ``device``.
-        path: the video.
-        size: the model's frame size (the checkpoint's ``size``).
-        device: where the model runs.
-        batch: decoded frames per chunk (memory use is proportional to it, never to the video).
-        stride: run the model on every ``stride``-th frame only (frames 0, N, 2N, ...) and give the
-            frames between the prediction of the last frame it ran on. The memory cell then sees
-            every N-th frame, i.e. time runs N times faster than in training.
-        originals: also return every frame at the video's own size (for ``--annotate``).
-        background_decode: decode in a background thread, overlapping decoding and inference.
-
-    Yields:
-        Chunks in order, covering every decoded frame exactly once.
-
-    Raises:
-        VideoError: the video cannot be opened or decoded.
-    """
-    if batch < 1 or stride < 1:
-        raise ValueError(f"batch and stride must be >= 1, got {batch} and {stride}")
-    chunks: Iterable[DecodedChunk] = decode_chunks(path, size, batch, originals=originals)
-    if background_decode:
-        chunks = prefetch(chunks)
-    state: State | None = None
-    last: np.ndarray | None = None  # (K,) probabilities of the last frame the model ran on
-    for chunk in chunks:
-        n = len(chunk)
-        run = np.flatnonzero((chunk.start + np.arange(n)) % stride == 0)  # frames the model sees
-        if len(run):
-            frames = chunk.frames if len(run) == n else chunk.frames[run]
-            logits, state = stream_step(model, frames, state, device)
-            computed = torch.softmax(logits, dim=-1).numpy()  # (R, K)
-        else:
-            computed = np.zeros((0, model.num_classes), np.float32)
-        if len(run) == n:
-            probs = computed
-        else:
-            # Every frame takes the latest computed frame at or before it: row k of [last, computed...].
-            table = computed if last is None else np.concatenate([last[None], computed])
-            source = np.searchsorted(run, np.arange(n), side="right") - (1 if last is None else 0)
-            probs = table[source]  # frame 0 of a video is always computed, so source >= 0
-        if len(run):
-            last = computed[-1]
-        yield PredictedChunk(chunk.start, chunk.times, probs, chunk.originals)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -575,40 +300,6 @@ class Annotator:
 
     def __exit__(self, *exc) -> None:
         self.writer.__exit__(*exc)  # finished video renamed into place, or the partial one removed
-
-
-# ---------------------------------------------------------------------------------------------------
-# Loading a model for inference
-
-
-def ckpt_fps(ckpt: dict) -> float:
-    """The frame rate the checkpoint's data had (25 when unknown), for videos whose header has none."""
-    fps = ckpt.get("fps")
-    return float(fps) if isinstance(fps, (int, float)) and fps > 0 else 25.0
-
-
-def resolve_checkpoint(path: str | Path | None) -> Path:
-    """``path``, or the latest run's best checkpoint when None (a clear error if there is none)."""
-    if path is not None:
-        return Path(path)
-    if not DEFAULT_CHECKPOINT.exists():
-        raise CheckpointError(f"{DEFAULT_CHECKPOINT}: checkpoint not found (no --checkpoint given, so the latest "
-                              f"run's best is used); train a model first (lstm-tv train) or pass --checkpoint")
-    return DEFAULT_CHECKPOINT
-
-
-def load_model(path: str | Path, device: torch.device) -> tuple[dict, FrameClassifier]:
-    """Load a checkpoint safely and rebuild its model in eval mode on ``device``.
-
-    Raises:
-        CheckpointError: missing, corrupt, crafted, incompatible, or without a usable frame size/classes
-            (checked by :func:`~lstm_tv.checkpoint.load_checkpoint`).
-    """
-    from lstm_tv.checkpoint import load_checkpoint, model_from_checkpoint
-
-    ckpt = load_checkpoint(path)
-    model = model_from_checkpoint(ckpt, path)
-    return ckpt, model.to(device).eval()
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -420,7 +420,7 @@ def cache_embeddings(model: FrameClassifier, data: PreparedDataset, videos, devi
                      chunk: int = 256) -> list[torch.Tensor]:
     """Encode every frame of ``videos`` once, as evaluate and predict encode them (eval mode, full
     precision, no augmentation): one (T, F) tensor per video."""
-    from lstm_tv.predict import array_chunks
+    from lstm_tv.stream import array_chunks
 
     model.eval()
     cache = []

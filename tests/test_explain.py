@@ -11,7 +11,7 @@ from lstm_tv.checkpoint import checkpoint_payload, save_checkpoint
 from lstm_tv.config import load_config
 from lstm_tv.explain import explain_video
 from lstm_tv.model.classifier import build_model
-from lstm_tv.predict import load_model, predict_video
+from lstm_tv.stream import load_model, predict_video
 
 CPU = torch.device("cpu")
 

@@ -13,7 +13,7 @@ from lstm_tv.checkpoint import checkpoint_payload, save_checkpoint
 from lstm_tv.config import load_config
 from lstm_tv.export import export_checkpoint
 from lstm_tv.model.classifier import build_model
-from lstm_tv.predict import load_model, stream_step
+from lstm_tv.stream import load_model, stream_step
 
 CPU = torch.device("cpu")
 CELLS = ["lstm", "peephole", "gru", "tdnn", "none"]

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from lstm_tv.checkpoint import load_checkpoint, save_checkpoint
 from lstm_tv.data.video import count_frames, probe, read_frames
 from lstm_tv.errors import VideoError
-from lstm_tv.predict import BoundedTrace, decode_chunks, load_model, predict_video, prefetch
+from lstm_tv.predict import BoundedTrace
+from lstm_tv.stream import decode_chunks, load_model, predict_video, prefetch
 
 CPU = torch.device("cpu")
 CLASSES = ["wolf", "dog", "bear", "goldfish", "unknown"]
@@ -226,7 +227,7 @@ def test_default_checkpoint_is_the_latest_runs_best(cli, trained, tmp_path, monk
 
 
 def test_interrupted_prediction_leaves_no_output(cli, trained, tmp_path, monkeypatch):
-    import lstm_tv.predict as P
+    import lstm_tv.stream as P
 
     real = P.decode_chunks
 
