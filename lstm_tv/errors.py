@@ -34,3 +34,7 @@ class CheckpointError(LstmTvError):
 
 class TrainingError(LstmTvError):
     """Training cannot go on (for example the loss became non-finite)."""
+
+
+class PredictionError(LstmTvError):
+    """A prediction file to be scored is missing, extra, or malformed."""
