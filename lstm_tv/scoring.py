@@ -52,37 +52,51 @@ class PredictionFile:
         return 1.0 / step if step > 0 else None
 
 
-def _rows(path: Path) -> tuple[list[str], list[tuple[int, list]]]:
-    """The column names and ``(line_number, values)`` of every non-blank row of a CSV or JSONL file."""
+def _rows(path: Path) -> tuple[list[str], list[int], list[list]]:
+    """The column names, line numbers and values of every non-blank row of a CSV or JSONL file.
+
+    Raises:
+        PredictionError: unreadable, not UTF-8, not CSV/JSON, or a row whose fields differ from the header.
+    """
     try:
         f = open(path, encoding="utf-8-sig", newline="")
     except OSError as e:
         raise PredictionError(f"{path}: cannot read ({e.strerror})") from None
+    header: list[str] = []
+    lines: list[int] = []
+    rows: list[list] = []
+    n = 0
     with f:
         try:
             if path.suffix.lower() == ".csv":
                 reader = csv.reader(f)
                 header = [h.strip() for h in next(reader, [])]
-                rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
-                return header, rows
-            header, rows = [], []
-            for n, line in enumerate(f, start=1):
-                if line.strip():
-                    obj = json.loads(line)
-                    if not isinstance(obj, dict):
-                        raise PredictionError(f"{path}: line {n}: expected a JSON object per line")
-                    header = header or list(obj)
-                    if set(obj) != set(header):
-                        raise PredictionError(f"{path}: line {n}: keys {sorted(obj)} differ from the first "
-                                              f"line's {sorted(header)}")
-                    rows.append((n, [obj[key] for key in header]))
-            return header, rows
+                for row in reader:
+                    if len(row) > 1 or (row and row[0].strip()):
+                        lines.append(reader.line_num)
+                        rows.append(row)
+            else:
+                for n, line in enumerate(f, start=1):
+                    if line.strip():
+                        obj = json.loads(line)
+                        if not isinstance(obj, dict):
+                            raise PredictionError(f"{path}: line {n}: expected a JSON object per line")
+                        header = header or list(obj)
+                        if obj.keys() != set(header):
+                            raise PredictionError(f"{path}: line {n}: keys {sorted(obj)} differ from the "
+                                                  f"first line's {sorted(header)}")
+                        lines.append(n)
+                        rows.append([obj[key] for key in header])
         except UnicodeDecodeError:
             raise PredictionError(f"{path}: not UTF-8 text") from None
         except json.JSONDecodeError as e:
             raise PredictionError(f"{path}: line {n}: not valid JSON ({e.msg})") from None
         except csv.Error as e:
             raise PredictionError(f"{path}: line {reader.line_num}: not valid CSV ({e})") from None
+    short = next((i for i, row in enumerate(rows) if len(row) != len(header)), None)
+    if short is not None:
+        raise PredictionError(f"{path}: line {lines[short]}: {len(rows[short])} fields, the header has {len(header)}")
+    return header, lines, rows
 
 
 def _columns(path: Path, header: list[str], classes: list[str]) -> list[str]:
@@ -106,65 +120,77 @@ def _columns(path: Path, header: list[str], classes: list[str]) -> list[str]:
     return present
 
 
-def _numbers(path: Path, lines: list[int], values: list, what: str) -> np.ndarray:
-    """(T,) or (T, C) float64 of the given cells; a non-number or non-finite value names its line."""
+def _numbers(path: Path, lines: list[int], columns: list[tuple], what: str) -> np.ndarray:
+    """(C, T) float64 of C columns of cells; a non-number or non-finite cell names its line."""
     try:
-        out = np.array(values, dtype=np.float64)
+        out = np.array(columns, dtype=np.float64)
+        if np.isfinite(out).all():
+            return out
     except (TypeError, ValueError):
-        out = None
-    if out is None or not np.isfinite(out).all():
-        for n, row in zip(lines, values, strict=True):
-            for cell in row if isinstance(row, list) else [row]:
-                try:
-                    ok = np.isfinite(float(cell))
-                except (TypeError, ValueError):
-                    ok = False
-                if not ok:
-                    raise PredictionError(f"{path}: line {n}: {what} {cell!r} is not a finite number")
-    return out
+        pass
+    first_bad = []
+    for column in columns:
+        for i, cell in enumerate(column):
+            try:
+                ok = bool(np.isfinite(float(cell)))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                first_bad.append((i, cell))
+                break
+    i, cell = min(first_bad, key=lambda bad: bad[0])
+    raise PredictionError(f"{path}: line {lines[i]}: {what} {cell!r} is not a finite number")
+
+
+def _label_indices(path: Path, lines: list[int], names: tuple, classes: list[str]) -> np.ndarray:
+    """(T,) class index of each ``label`` cell (surrounding spaces allowed); an unknown name names its line."""
+    index = {name: i for i, name in enumerate(classes)}
+    out = [index.get(name, -1) for name in names]
+    for i, value in enumerate(out):
+        if value < 0:
+            out[i] = index.get(str(names[i]).strip(), -1)
+            if out[i] < 0:
+                raise PredictionError(f"{path}: line {lines[i]}: unknown label {names[i]!r}; "
+                                      f"expected one of {', '.join(classes)}")
+    return np.asarray(out, dtype=np.int64)
 
 
 def read_predictions(path: str | Path, classes: list[str]) -> PredictionFile:
     """Read and check one prediction file (CSV or JSONL, FORMATS.md §4).
 
     Raises:
-        PredictionError: a missing or unexpected column, no rows, ``frame`` not 0, 1, 2, ... in order,
-            times going back, an unknown label, a confidence outside [0, 1], or probabilities that are
-            not finite, negative, or do not sum to 1 -- each naming the file and line.
+        PredictionError: a missing or unexpected column, no rows, a row with too few or many fields,
+            ``frame`` not 0, 1, 2, ... in order, times going back, an unknown label, a confidence
+            outside [0, 1], or probabilities that are not finite, negative, or do not sum to 1 --
+            each naming the file and line.
     """
     path = Path(path)
-    header, rows = _rows(path)
+    header, lines, rows = _rows(path)
     prob_columns = _columns(path, header, classes)
     if not rows:
         raise PredictionError(f"{path}: no rows; expected one row per decoded frame")
-    lines = [n for n, _ in rows]
-    col = {name: [row[i] if i < len(row) else "" for _, row in rows] for i, name in enumerate(header)}
-    frames = _numbers(path, lines, col["frame"], "frame")
+    col = dict(zip(header, zip(*rows, strict=True), strict=True))  # name -> (T,) cells
+    frames = _numbers(path, lines, [col["frame"]], "frame")[0]
     wrong = np.flatnonzero(frames != np.arange(len(frames)))
     if len(wrong):
         i = wrong[0]
         raise PredictionError(f"{path}: line {lines[i]}: frame {col['frame'][i]}, expected {i}; "
                               f"one row per decoded frame, in order from 0")
-    times = _numbers(path, lines, col["time"], "time")
+    times = _numbers(path, lines, [col["time"]], "time")[0]
     back = np.flatnonzero(np.diff(times) < 0)
     if len(back):
         raise PredictionError(f"{path}: line {lines[back[0] + 1]}: time goes back; times must not decrease")
-    index = {name: i for i, name in enumerate(classes)}
-    unknown = next((i for i, name in enumerate(col["label"]) if str(name).strip() not in index), None)
-    if unknown is not None:
-        raise PredictionError(f"{path}: line {lines[unknown]}: unknown label {col['label'][unknown]!r}; "
-                              f"expected one of {', '.join(classes)}")
-    labels = np.array([index[str(name).strip()] for name in col["label"]], dtype=np.int64)
+    labels = _label_indices(path, lines, col["label"], classes)
     confidence = probs = None
     if "confidence" in header:
-        confidence = _numbers(path, lines, col["confidence"], "confidence")
+        confidence = _numbers(path, lines, [col["confidence"]], "confidence")[0]
         bad = np.flatnonzero((confidence < 0) | (confidence > 1))
         if len(bad):
             raise PredictionError(f"{path}: line {lines[bad[0]]}: confidence {confidence[bad[0]]} is not in [0, 1]")
         confidence = confidence.astype(np.float32)
     if prob_columns:
-        probs = _check_probs(path, lines, _numbers(path, lines, [list(r) for r in zip(
-            *(col[c] for c in prob_columns), strict=True)], "probability"))
+        # (K, T) -> (T, K)
+        probs = _check_probs(path, lines, _numbers(path, lines, [col[c] for c in prob_columns], "probability").T)
     return PredictionFile(path, times, labels, confidence, probs)
 
 

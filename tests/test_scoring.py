@@ -139,6 +139,7 @@ BAD_FILES = [
     ("frame,time,label,score\n0,0,wolf,1\n", "unexpected column 'score'"),
     ("frame,label\n0,wolf\n", "no time column"),
     ("frame,time,label\n", "no rows"),
+    ("frame,time,label\n0,0,wolf\n1,0.1\n", "line 3: 2 fields, the header has 3"),
 ]
 
 
