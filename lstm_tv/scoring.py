@@ -277,7 +277,7 @@ def _prediction_files(pred_dir: Path) -> dict[str, Path]:
 
 
 def load_scoring_set(pred_dir: str | Path, src: str | Path, classes: list[str], background: str, *,
-                     split: str | None = None, split_ratios: list[float] = (0.7, 0.15, 0.15),
+                     split_ratios: list[float], split: str | None = None,
                      skip_unlabeled: bool = False) -> ScoringSet:
     """Pair ``pred_dir/<stem>.csv|.jsonl`` with the labels (and masks) of the raw dataset ``src``.
 
@@ -285,8 +285,8 @@ def load_scoring_set(pred_dir: str | Path, src: str | Path, classes: list[str], 
         pred_dir: one prediction file per video stem.
         src: raw dataset (FORMATS.md §1); its videos are found, and split, as ``prepare`` does.
         classes, background: the class names (``data.classes``) and the background class.
-        split: score only the videos of this split (``train``/``val``/``test``); None: every video.
         split_ratios: ``data.split_ratios``, for videos that ``splits.csv`` does not name.
+        split: score only the videos of this split (``train``/``val``/``test``); None: every video.
         skip_unlabeled: leave out videos without labels instead of failing (as ``prepare --skip-unlabeled``).
     Returns:
         A :class:`ScoringSet`, videos sorted by stem.

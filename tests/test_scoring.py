@@ -13,6 +13,7 @@ from lstm_tv.scoring import load_scoring_set, probability_report, read_predictio
 from lstm_tv.stream import PredictedChunk
 
 CLASSES = ["wolf", "dog", "unknown"]
+RATIOS = [0.7, 0.15, 0.15]
 HEADER = "frame,time,label,confidence,p_wolf,p_dog,p_unknown"
 
 
@@ -44,6 +45,10 @@ def csv_rows(labels, probs=None, fps=10.0):
     return "\n".join(lines) + "\n"
 
 
+def report_of(pred, src):
+    return probability_report(load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS), CLASSES, "unknown")
+
+
 @pytest.fixture
 def dataset(tmp_path):
     """Video a: per-frame labels and a mask; video b: segment labels (seconds)."""
@@ -61,7 +66,7 @@ def dataset(tmp_path):
 
 def test_pairs_prediction_files_with_per_frame_and_segment_labels_and_masks(dataset):
     src, pred = dataset
-    scoring = load_scoring_set(pred, src, CLASSES, "unknown", split="test")
+    scoring = load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS, split="test")
     a, b = scoring.videos
     assert (a.stem, b.stem) == ("a", "b")
     assert a.truth.tolist() == [0, 0, 1, 2] and a.prediction.labels.tolist() == [0, 1, 1, 2]
@@ -75,7 +80,7 @@ def test_pairs_prediction_files_with_per_frame_and_segment_labels_and_masks(data
 
 def test_a_label_only_file_is_scored_on_what_needs_no_scores_and_the_rest_is_named(dataset):
     src, pred = dataset
-    report = probability_report(load_scoring_set(pred, src, CLASSES, "unknown"), CLASSES, "unknown")
+    report = report_of(pred, src)
     assert "b.jsonl" in report["skipped"]["map"] and "b.jsonl" in report["skipped"]["ece"]
     assert "map" not in report and "nll" not in report
     # a: wolf segment [0, 2) first right at frame 0, dog at frame 2 right; b: dog [1, 3) first right at frame 2.
@@ -89,7 +94,7 @@ def test_probabilities_give_the_probability_metrics(tmp_path):
     (tmp_path / "pred").mkdir()
     probs = [[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.1, 0.1, 0.8]]
     (tmp_path / "pred" / "a.csv").write_text(csv_rows(["wolf", "dog", "unknown"], probs))
-    report = probability_report(load_scoring_set(tmp_path / "pred", src, CLASSES, "unknown"), CLASSES, "unknown")
+    report = report_of(tmp_path / "pred", src)
     assert report["skipped"] == {}
     assert report["map"] == 1.0 and report["cmap"] == 1.0  # every class's own frame ranks first
     assert report["nll"] == pytest.approx(-(math.log(0.8) + math.log(0.6) + math.log(0.8)) / 3, rel=1e-6)
@@ -98,14 +103,14 @@ def test_probabilities_give_the_probability_metrics(tmp_path):
 def test_a_split_scores_only_its_videos_and_leaves_the_others_out(dataset):
     src, pred = dataset
     (src / "splits.csv").write_text("video,split\na,test\nb,train\n")
-    scoring = load_scoring_set(pred, src, CLASSES, "unknown", split="test")
+    scoring = load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS, split="test")
     assert [v.stem for v in scoring.videos] == ["a"] and scoring.left_out == [pred / "b.jsonl"]
 
 
 def test_labels_one_or_two_frames_off_are_fitted_with_a_warning(dataset):
     src, pred = dataset
     (src / "labels" / "a.txt").write_text("wolf\nwolf\ndog\n")  # 3 labels, 4 rows: last label repeated
-    scoring = load_scoring_set(pred, src, CLASSES, "unknown")
+    scoring = load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS)
     assert scoring.videos[0].truth.tolist() == [0, 0, 1, 1]
     assert len(scoring.warnings) == 1 and "a.txt" in scoring.warnings[0]
 
@@ -167,21 +172,21 @@ def test_a_missing_prediction_file_is_named(dataset):
     src, pred = dataset
     (pred / "b.jsonl").unlink()
     with pytest.raises(PredictionError, match=r"b\.csv: missing .*1 of 2 missing"):
-        load_scoring_set(pred, src, CLASSES, "unknown")
+        load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS)
 
 
 def test_an_extra_prediction_file_is_named(dataset):
     src, pred = dataset
     (pred / "c.csv").write_text("frame,time,label\n0,0,wolf\n")
     with pytest.raises(PredictionError, match=r"c\.csv: no labelled video 'c'"):
-        load_scoring_set(pred, src, CLASSES, "unknown")
+        load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS)
 
 
 def test_two_files_for_one_stem_are_refused(dataset):
     src, pred = dataset
     (pred / "a.jsonl").write_text("")
     with pytest.raises(PredictionError, match="two prediction files for 'a'"):
-        load_scoring_set(pred, src, CLASSES, "unknown")
+        load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS)
 
 
 @pytest.mark.parametrize("labels, mask, named", [
@@ -193,11 +198,11 @@ def test_a_wrong_row_count_names_the_prediction_and_the_labels(dataset, labels, 
     (src / "labels" / "a.txt").write_text(labels)
     (src / "masks" / "a.txt").write_text(mask)
     with pytest.raises(PredictionError, match=r"a\.csv: 4 rows but .*a\.txt has \d+ (labels|mask values)"):
-        load_scoring_set(pred, src, CLASSES, "unknown")
+        load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS)
 
 
 def test_a_bad_label_file_fails_as_prepare_would(dataset):
     src, pred = dataset
     (src / "labels" / "a.txt").write_text("wolf\ncat\ndog\nunknown\n")
     with pytest.raises(LabelError, match="line 2: unknown class 'cat'"):
-        load_scoring_set(pred, src, CLASSES, "unknown")
+        load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS)
