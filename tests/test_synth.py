@@ -15,7 +15,6 @@ from lstm_tv.data.synth import (
     CHANNELS,
     CUE_KINDS,
     Event,
-    appearance_for,
     generate_dataset,
     plan_video,
     render_canine,
@@ -25,6 +24,7 @@ from lstm_tv.data.synth import (
     synth_frames,
     video_plan,
 )
+from lstm_tv.data.synth.shapes import appearance_for
 from lstm_tv.data.video import read_frames
 from lstm_tv.errors import DatasetError
 
@@ -37,24 +37,25 @@ TINY = SynthConfig(videos=4, frames=48, size=32, gap_min=3, gap_max=8, switch_pr
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_ambiguous_wolf_and_dog_are_pixel_identical(seed):
-    wolf = render_canine(True, "wolf", np.random.default_rng(seed), size=32)
-    dog = render_canine(True, "dog", np.random.default_rng(seed), size=32)
+    wolf = render_canine(True, "wolf", np.random.default_rng(seed), size=(32, 32))
+    dog = render_canine(True, "dog", np.random.default_rng(seed), size=(32, 32))
     assert wolf.shape == (32, 32, 3) and wolf.dtype == np.uint8
     assert np.array_equal(wolf, dog)
 
 
 def test_ambiguous_drawing_ignores_label_and_channel():
     # The same event with every label/channel combination draws the same pixels.
-    frames = [render_event_frame(Event("ambiguous", label, 3, 20, channel, True), 9, 48, np.random.default_rng(5))
+    frames = [render_event_frame(Event("ambiguous", label, 3, 20, channel, True), 9, np.random.default_rng(5),
+                                 size=(48, 48))
               for label in ("wolf", "dog") for channel in CHANNELS]
     assert all(np.array_equal(frames[0], f) for f in frames[1:])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_clear_wolf_differs_from_clear_dog_and_from_the_silhouette(seed):
-    wolf = render_canine(False, "wolf", np.random.default_rng(seed), size=32)
-    dog = render_canine(False, "dog", np.random.default_rng(seed), size=32)
-    shadow = render_canine(True, "wolf", np.random.default_rng(seed), size=32)
+    wolf = render_canine(False, "wolf", np.random.default_rng(seed), size=(32, 32))
+    dog = render_canine(False, "dog", np.random.default_rng(seed), size=(32, 32))
+    shadow = render_canine(True, "wolf", np.random.default_rng(seed), size=(32, 32))
     assert not np.array_equal(wolf, dog)
     assert not np.array_equal(wolf, shadow) and not np.array_equal(dog, shadow)
 
@@ -62,7 +63,7 @@ def test_clear_wolf_differs_from_clear_dog_and_from_the_silhouette(seed):
 def test_objects_stay_inside_the_frame():
     size = 64
     for i, kind in enumerate(["bear", "goldfish", "wolf", "dog", "ambiguous", "distractor"] * 20):
-        obj = appearance_for(Event(kind, "x", 0, 30, "nature"), size, np.random.default_rng(i))
+        obj = appearance_for(Event(kind, "x", 0, 30, "nature"), size, size, np.random.default_rng(i))
         for x, y, side in (obj.pose(0), obj.pose(29)):
             assert side / 2 <= x <= size - side / 2 and 0.42 * side <= y <= size - 0.42 * side
 
@@ -165,9 +166,9 @@ def test_same_seed_same_video_other_seed_other_video():
     cfg = replace(TINY, frames=24)
     a, b = video_plan(cfg, 3), video_plan(cfg, 3)
     assert a.labels == b.labels and np.array_equal(a.mask, b.mask) and a.events == b.events
-    assert all(np.array_equal(x, y) for x, y in zip(synth_frames(cfg, 3), synth_frames(cfg, 3)))
+    assert all(np.array_equal(x, y) for x, y in zip(synth_frames(cfg, 3), synth_frames(cfg, 3), strict=True))
     other = replace(cfg, seed=cfg.seed + 1)
-    assert any(not np.array_equal(x, y) for x, y in zip(synth_frames(cfg, 3), synth_frames(other, 3)))
+    assert any(not np.array_equal(x, y) for x, y in zip(synth_frames(cfg, 3), synth_frames(other, 3), strict=True))
     assert [video_plan(replace(TINY, frames=600), i).labels for i in range(3)] != \
         [video_plan(replace(TINY, frames=600, seed=1), i).labels for i in range(3)]
 
@@ -256,7 +257,7 @@ def test_workers_do_not_change_the_content(tmp_path):
     assert (one / "splits.csv").read_bytes() == (two / "splits.csv").read_bytes()
     for p in sorted((one / "videos").iterdir()):
         a, b = _decoded(p), _decoded(two / "videos" / p.name)
-        assert len(a) == len(b) == cfg.frames and all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert len(a) == len(b) == cfg.frames and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("n, expected", [(1, {"train": 1}), (2, {"train": 1, "val": 1}),
