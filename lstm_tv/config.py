@@ -80,9 +80,9 @@ class SynthConfig:
             width, height = self.size
         elif self.size != "auto":
             raise ConfigError(f"synth.size: {self.size!r} must be auto, a short side such as 96, or [W, H]")
-        for side in (width, height):
-            if side % 2 or not 16 <= side <= 1024:
-                raise ConfigError(f"synth.size: {side} must be even and within [16, 1024] (H.264 needs even sides)")
+        if any(side % 2 or not 16 <= side <= 1024 for side in (width, height)):
+            raise ConfigError(f"synth.size: {self.size} gives {width}x{height} frames; each side must be even "
+                              f"(for H.264) and within [16, 1024]")
         return width, height
 
 

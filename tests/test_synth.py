@@ -1,4 +1,7 @@
-"""The synthetic TV dataset: memory is necessary, nothing else gives the channel away, files follow FORMATS §1."""
+"""The synthetic TV dataset: memory is necessary, nothing else gives the channel away, files follow docs/formats.md.
+
+Guarantees that involve pixels hold for every style (``shapes`` and ``pictures``), so those tests run for both.
+"""
 
 from __future__ import annotations
 
@@ -10,62 +13,149 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_tv.config import SynthConfig
+from lstm_tv.config import SYNTH_STYLE_SIZES, SynthConfig
 from lstm_tv.data.synth import (
     CHANNELS,
     CUE_KINDS,
+    STYLES,
     Event,
+    artwork,
     generate_dataset,
+    pictures,
     plan_video,
     render_canine,
     render_event_frame,
     segments_csv,
+    shapes,
     split_names,
     synth_frames,
     video_plan,
 )
-from lstm_tv.data.synth.shapes import appearance_for
 from lstm_tv.data.video import read_frames
-from lstm_tv.errors import DatasetError
+from lstm_tv.errors import ConfigError, DatasetError
 
 TINY = SynthConfig(videos=4, frames=48, size=32, gap_min=3, gap_max=8, switch_prob=0.5, seed=7)
+STYLE_NAMES = list(STYLES)
+# A small frame per style for render tests: square for shapes, 4:3 for pictures.
+SMALL = {"shapes": (32, 32), "pictures": (48, 36)}
+
+
+def test_the_styles_are_the_choices_of_synth_style():
+    assert list(STYLES) == list(SYNTH_STYLE_SIZES) == ["shapes", "pictures"]
 
 
 # ---------------------------------------------------------------------------------------------------
 # One frame cannot tell an ambiguous wolf from an ambiguous dog
 
 
+@pytest.mark.parametrize("style", STYLE_NAMES)
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_ambiguous_wolf_and_dog_are_pixel_identical(seed):
-    wolf = render_canine(True, "wolf", np.random.default_rng(seed), size=(32, 32))
-    dog = render_canine(True, "dog", np.random.default_rng(seed), size=(32, 32))
-    assert wolf.shape == (32, 32, 3) and wolf.dtype == np.uint8
+def test_ambiguous_wolf_and_dog_are_pixel_identical(style, seed):
+    width, height = SMALL[style]
+    wolf = render_canine(True, "wolf", np.random.default_rng(seed), style=style, size=(width, height))
+    dog = render_canine(True, "dog", np.random.default_rng(seed), style=style, size=(width, height))
+    assert wolf.shape == (height, width, 3) and wolf.dtype == np.uint8
     assert np.array_equal(wolf, dog)
 
 
-def test_ambiguous_drawing_ignores_label_and_channel():
+@pytest.mark.parametrize("style", STYLE_NAMES)
+def test_ambiguous_drawing_ignores_label_and_channel(style):
     # The same event with every label/channel combination draws the same pixels.
     frames = [render_event_frame(Event("ambiguous", label, 3, 20, channel, True), 9, np.random.default_rng(5),
-                                 size=(48, 48))
+                                 style=style, size=(64, 48))
               for label in ("wolf", "dog") for channel in CHANNELS]
     assert all(np.array_equal(frames[0], f) for f in frames[1:])
 
 
+@pytest.mark.parametrize("style", STYLE_NAMES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_clear_wolf_differs_from_clear_dog_and_from_the_silhouette(seed):
-    wolf = render_canine(False, "wolf", np.random.default_rng(seed), size=(32, 32))
-    dog = render_canine(False, "dog", np.random.default_rng(seed), size=(32, 32))
-    shadow = render_canine(True, "wolf", np.random.default_rng(seed), size=(32, 32))
+def test_clear_wolf_differs_from_clear_dog_and_from_the_silhouette(style, seed):
+    size = SMALL[style]
+    wolf = render_canine(False, "wolf", np.random.default_rng(seed), style=style, size=size)
+    dog = render_canine(False, "dog", np.random.default_rng(seed), style=style, size=size)
+    shadow = render_canine(True, "wolf", np.random.default_rng(seed), style=style, size=size)
     assert not np.array_equal(wolf, dog)
     assert not np.array_equal(wolf, shadow) and not np.array_equal(dog, shadow)
 
 
-def test_objects_stay_inside_the_frame():
-    size = 64
+@pytest.mark.parametrize("width, height", [(64, 64), (96, 48), (48, 80)])
+def test_shapes_stay_inside_the_frame(width, height):
     for i, kind in enumerate(["bear", "goldfish", "wolf", "dog", "ambiguous", "distractor"] * 20):
-        obj = appearance_for(Event(kind, "x", 0, 30, "nature"), size, size, np.random.default_rng(i))
+        obj = shapes.appearance_for(Event(kind, "x", 0, 30, "nature"), width, height, np.random.default_rng(i))
         for x, y, side in (obj.pose(0), obj.pose(29)):
-            assert side / 2 <= x <= size - side / 2 and 0.42 * side <= y <= size - 0.42 * side
+            assert side / 2 <= x <= width - side / 2 and 0.42 * side <= y <= height - 0.42 * side
+
+
+@pytest.mark.parametrize("width, height", [(160, 120), (48, 36), (40, 64)])
+def test_pictures_stay_inside_the_frame(width, height):
+    # The picture, tilted and mirrored, fits the square of its side centred on its pose.
+    for i, kind in enumerate(["bear", "goldfish", "wolf", "dog", "ambiguous", "distractor"] * 10):
+        obj = pictures.appearance_for(Event(kind, "x", 0, 30, "nature"), width, height, np.random.default_rng(i))
+        for t in (0, 29):
+            x, y, side = obj.pose(t)
+            pic = pictures.placed(obj.design, obj.code, obj.dark, obj.flip, obj.angle, max(4, round(side)))
+            assert max(pic.size) == max(4, round(side))
+            assert pic.width / 2 <= x + 0.5 <= width - pic.width / 2 + 0.5
+            assert pic.height / 2 <= y + 0.5 <= height - pic.height / 2 + 0.5
+
+
+# ---------------------------------------------------------------------------------------------------
+# The pictures style: real artwork, several pictures per class, one dark silhouette pool
+
+
+@pytest.mark.parametrize("kind, least", [("wolf", 2), ("dog", 8), ("bear", 5), ("goldfish", 6), ("distractor", 20)])
+def test_every_class_has_several_distinct_pictures(kind, least):
+    pool = artwork.PICTURES[kind]
+    assert len(pool) >= least and {design for design, _ in pool} == set(artwork.DESIGNS)
+    images = [np.asarray(artwork.sprite(design, code)) for design, code in pool]
+    for img in images:
+        assert img.ndim == 3 and img.shape[2] == 4 and max(img.shape[:2]) >= 64  # a real drawing, not a blank
+        assert (img[..., 3] >= 128).mean() > 0.2
+    assert all(a.shape != b.shape or not np.array_equal(a, b) for a, b in itertools.combinations(images, 2))
+
+
+@pytest.mark.parametrize("kind", ["wolf", "dog", "bear", "goldfish"])
+def test_objects_of_one_class_vary_in_picture_pose_and_scale(kind):
+    looks = [pictures.appearance_for(Event(kind, kind, 0, 20, "nature"), 160, 120, np.random.default_rng(i))
+             for i in range(60)]
+    assert {(a.design, a.code) for a in looks} == set(artwork.PICTURES[kind])  # every picture gets drawn
+    assert {a.flip for a in looks} == {False, True}
+    assert len({a.angle for a in looks}) > 10 and len({round(a.p0[2]) for a in looks}) > 10
+
+
+def test_the_silhouette_pool_is_every_canine_picture_in_one_flat_colour():
+    assert set(artwork.PICTURES["ambiguous"]) == set(artwork.PICTURES["wolf"]) | set(artwork.PICTURES["dog"])
+    for design, code in artwork.PICTURES["ambiguous"]:
+        img = np.asarray(artwork.silhouette(design, code, pictures.SILHOUETTE))
+        opaque = img[..., 3] == 255
+        assert opaque.mean() > 0.2 and set(np.unique(img[..., 3])) == {0, 255}
+        assert (img[opaque][:, :3] == pictures.SILHOUETTE).all()
+
+
+def test_a_missing_artwork_package_is_a_clear_error():
+    with pytest.raises(artwork.ArtworkError, match="pip install no-such-artwork"):
+        artwork._package_file("no_such_artwork_module", "no-such-artwork", "x.png")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Frame sizes
+
+
+@pytest.mark.parametrize("style, size, expected", [
+    ("shapes", "auto", (96, 96)), ("pictures", "auto", (160, 120)), ("shapes", 32, (32, 32)),
+    ("pictures", 24, (32, 24)), ("pictures", 120, (160, 120)), ("pictures", 32, (42, 32)),
+    ("shapes", [64, 48], (64, 48)), ("pictures", [40, 40], (40, 40)),
+])
+def test_frame_size_follows_the_style(style, size, expected):
+    assert SynthConfig(style=style, size=size).frame_size() == expected
+
+
+@pytest.mark.parametrize("size, message", [(33, r"33 gives 44x33 frames; each side must be even"),
+                                           ([160, 121], r"\[160, 121\] gives 160x121"), (8, "8 gives 10x8"),
+                                           ([16], "must be auto"), ("big", "must be auto")])
+def test_a_bad_frame_size_is_a_config_error(size, message):
+    with pytest.raises(ConfigError, match=f"synth.size: .*{message}"):
+        SynthConfig(style="pictures", size=size).frame_size()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -162,8 +252,9 @@ def test_gaps_cover_the_configured_range():
 # Determinism
 
 
-def test_same_seed_same_video_other_seed_other_video():
-    cfg = replace(TINY, frames=24)
+@pytest.mark.parametrize("style", STYLE_NAMES)
+def test_same_seed_same_video_other_seed_other_video(style):
+    cfg = replace(TINY, frames=24, style=style)
     a, b = video_plan(cfg, 3), video_plan(cfg, 3)
     assert a.labels == b.labels and np.array_equal(a.mask, b.mask) and a.events == b.events
     assert all(np.array_equal(x, y) for x, y in zip(synth_frames(cfg, 3), synth_frames(cfg, 3), strict=True))
@@ -191,21 +282,23 @@ def _csv_to_frames(path: Path, frames: int, fps: int) -> list[str]:
     return labels
 
 
-def test_generate_dataset_writes_the_raw_layout(tmp_path):
+@pytest.mark.parametrize("style, size, shape", [("shapes", 32, (32, 32, 3)), ("pictures", 24, (24, 32, 3))])
+def test_generate_dataset_writes_the_raw_layout(tmp_path, style, size, shape):
+    cfg = replace(TINY, style=style, size=size)
     calls = []
-    out = generate_dataset(tmp_path / "raw", TINY, progress=lambda done, total: calls.append((done, total)))
+    out = generate_dataset(tmp_path / "raw", cfg, progress=lambda done, total: calls.append((done, total)))
     assert out == tmp_path / "raw"
     assert calls[-1] == (4, 4) and [d for d, _ in calls] == [1, 2, 3, 4]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"], "no temporary directory is left behind"
 
-    stems = [f"tv_{i:04d}" for i in range(TINY.videos)]
+    stems = [f"tv_{i:04d}" for i in range(cfg.videos)]
     assert sorted(p.name for p in (out / "videos").iterdir()) == [f"{s}.mp4" for s in stems]
     labels = sorted(p.name for p in (out / "labels").iterdir())
     assert labels == ["tv_0000.txt", "tv_0001.csv", "tv_0002.txt", "tv_0003.csv"]  # both label formats
     for i, stem in enumerate(stems):
-        plan = video_plan(TINY, i)
+        plan = video_plan(cfg, i)
         frames = _decoded(out / "videos" / f"{stem}.mp4")
-        assert len(frames) == TINY.frames and frames[0].shape == (TINY.size, TINY.size, 3)
+        assert len(frames) == cfg.frames and frames[0].shape == shape  # (H, W, 3): 4:3 for pictures
         mask = (out / "masks" / f"{stem}.txt").read_text().split()
         assert mask == [str(m) for m in plan.mask]
         if i % 2 == 0:
@@ -214,7 +307,7 @@ def test_generate_dataset_writes_the_raw_layout(tmp_path):
         else:
             path = out / "labels" / f"{stem}.csv"
             assert path.read_text().splitlines()[0] == "start,end,label"
-            assert _csv_to_frames(path, TINY.frames, TINY.fps) == plan.labels
+            assert _csv_to_frames(path, cfg.frames, cfg.fps) == plan.labels
 
     with open(out / "splits.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -291,10 +384,11 @@ def _mirror(plan):
                    events=events)
 
 
-def test_unknown_and_masked_frames_look_the_same_on_both_channels():
+@pytest.mark.parametrize("style", STYLE_NAMES)
+def test_unknown_and_masked_frames_look_the_same_on_both_channels(style):
     # Render a video and its channel-swapped twin with the same looks: every frame that is not a cue
     # (background, distractors, silhouettes) is pixel-identical, so such frames carry no channel information.
-    cfg = replace(TINY, frames=120, gap_min=5, gap_max=20)
+    cfg = replace(TINY, frames=120, gap_min=5, gap_max=20, style=style)
     for index in range(3):
         plan = video_plan(cfg, index)
         twin = _mirror(plan)
@@ -304,3 +398,17 @@ def test_unknown_and_masked_frames_look_the_same_on_both_channels():
                 assert np.array_equal(a, b), f"frame {t} of video {index} differs between channels"
             else:
                 assert not np.array_equal(a, b)
+
+
+def test_the_synth_command_writes_a_pictures_dataset(tmp_path, cli):
+    result = cli("synth", tmp_path / "raw", "--style", "pictures", "--videos", 1, "--frames", 16, "--size", 24,
+                 "--workers", 1)
+    assert result.code == 0, result
+    frames = _decoded(tmp_path / "raw" / "videos" / "tv_0000.mp4")
+    assert len(frames) == 16 and frames[0].shape == (24, 32, 3)
+
+
+def test_the_synth_command_names_the_styles_on_a_wrong_one(tmp_path, cli):
+    result = cli("synth", tmp_path / "raw", "--style", "photos")
+    assert result.code == 1 and "synth.style: 'photos' is not one of shapes, pictures" in result.err
+    assert not (tmp_path / "raw").exists()

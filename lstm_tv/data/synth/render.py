@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from lstm_tv.config import SynthConfig
-from lstm_tv.data.synth import shapes
+from lstm_tv.data.synth import pictures, shapes
 from lstm_tv.data.synth.look import Motion, Style
 from lstm_tv.data.synth.plan import (
     DOG_OFFICE,
@@ -23,7 +23,7 @@ from lstm_tv.data.synth.plan import (
 )
 
 # The styles synth.style names (its choices are config.SYNTH_STYLE_SIZES; a test keeps the two equal).
-STYLES: dict[str, Style] = {"shapes": shapes.STYLE}
+STYLES: dict[str, Style] = {"shapes": shapes.STYLE, "pictures": pictures.STYLE}
 NOISE_BANK = 8  # noise frames per video, reused in random order (drawing fresh is slow)
 
 
