@@ -266,8 +266,10 @@ def test_an_interrupted_run_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_workers_do_not_change_the_content(tmp_path):
-    cfg = replace(TINY, videos=3, frames=24)
+@pytest.mark.parametrize("style", STYLE_NAMES)
+def test_workers_do_not_change_the_content(tmp_path, style):
+    # Worker processes load the artwork (and font) on their own and still draw the same pixels.
+    cfg = replace(TINY, videos=3, frames=24, style=style, size=24)
     one = generate_dataset(tmp_path / "one", cfg, workers=1)
     two = generate_dataset(tmp_path / "two", cfg, workers=2)
     for sub in ("labels", "masks"):

@@ -59,7 +59,8 @@ def random_scene(width: int, height: int, rng: np.random.Generator) -> Scene:
     # Soft texture: coarse noise, smoothly enlarged to the frame.
     cells = draw_int(rng, (3, 9))
     coarse = rng.uniform(-1, 1, (cells, cells, 3))
-    texture = Image.fromarray(((coarse + 1) * 127.5).astype(np.uint8)).resize((width, height), Image.BILINEAR)
+    texture = Image.fromarray(((coarse + 1) * 127.5).astype(np.uint8))
+    texture = texture.resize((width, height), Image.Resampling.BILINEAR)
     img += (np.asarray(texture, np.float32) / 127.5 - 1) * rng.uniform(5, 25)
 
     canvas = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).convert("RGBA")
@@ -119,15 +120,15 @@ def appearance_for(event: Event, width: int, height: int, rng: np.random.Generat
                       event.kind == "ambiguous", flip, angle)
 
 
-@functools.lru_cache(maxsize=2048)
+@functools.lru_cache(maxsize=256)  # a moving object needs a few dozen sizes
 def placed(design: str, code: str, dark: bool, flip: bool, angle: int, side: int) -> Image.Image:
     """The RGBA picture as drawn: dark or in colour, mirrored, tilted, and fitted into a ``side`` square."""
     img = silhouette(design, code, SILHOUETTE) if dark else sprite(design, code)
     if flip:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    img = img.rotate(angle, resample=Image.BICUBIC, expand=True)
+    img = img.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
     scale = side / max(img.size)
-    return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)
+    return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.LANCZOS)
 
 
 def render_frame(scene: Scene, objects: Sequence[Appearance], t: int, noise: np.ndarray | None = None) -> np.ndarray:
