@@ -53,11 +53,13 @@ def synth(out: Annotated[Path, typer.Argument(help="Directory to create (raw dat
           videos: Annotated[Optional[int], typer.Option(help="Number of videos [synth.videos].")] = None,
           frames: Annotated[Optional[int], typer.Option(help="Frames per video [synth.frames].")] = None,
           seed: Annotated[Optional[int], typer.Option(help="Random seed [synth.seed].")] = None,
-          size: Annotated[Optional[int], typer.Option(help="Frame side in pixels [synth.size].")] = None,
+          size: Annotated[Optional[int], typer.Option(help="Short side of the frames in pixels [synth.size].")] = None,
+          style: Annotated[Optional[str], typer.Option(help="shapes (drawn animals) or pictures (emoji artwork, "
+                                                       "160x120) [synth.style].")] = None,
           workers: Annotated[int, typer.Option(help="Processes rendering videos (default: CPU cores).")] = 0,
           config: ConfigOpt = None, overrides: Overrides = None) -> None:
     """Generate the synthetic TV dataset: channels, cues, gaps and ambiguous canines."""
-    flags = {"videos": videos, "frames": frames, "seed": seed, "size": size}
+    flags = {"videos": videos, "frames": frames, "seed": seed, "size": size, "style": style}
     extra = [f"synth.{k}={v}" for k, v in flags.items() if v is not None]
     cfg = load_config(config, (overrides or []) + extra)
     data.run_synth(out, cfg, Reporter(), workers=workers)

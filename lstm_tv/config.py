@@ -47,16 +47,43 @@ class DataConfig:
     split_ratios: list[float] = setting([0.7, 0.15, 0.15], "train/val/test shares for videos not named in splits.csv")
 
 
+# Frame size (width, height) each synth style draws when synth.size is auto; the keys are the styles.
+SYNTH_STYLE_SIZES = {"shapes": (96, 96), "pictures": (160, 120)}
+
+
 @dataclass
 class SynthConfig:
+    style: str = setting("shapes", "look of the synthetic videos: shapes (drawn animals, fast) or pictures "
+                         "(emoji artwork of several designs over textured scenes)", choices=tuple(SYNTH_STYLE_SIZES))
     videos: int = setting(120, "number of synthetic videos", min=1)
     frames: int = setting(600, "frames per synthetic video", min=16)
-    size: int = setting(96, "synthetic frame side in pixels (even, for H.264)", min=16, max=1024)
+    size: Union[int, list[int], str] = setting("auto", "frame size in pixels: auto (shapes 96x96, pictures 160x120), "
+                                               "the short side N (aspect of the style), or [W, H]; even, 16 to 1024")
     fps: int = setting(24, "frames per second of the synthetic videos", min=1, max=240)
     gap_min: int = setting(10, "fewest unknown frames between the last cue and an ambiguous canine", min=1)
     gap_max: int = setting(120, "most unknown frames between the last cue and an ambiguous canine", min=1)
     switch_prob: float = setting(0.3, "probability that a video switches channel once, mid-video", min=0.0, max=1.0)
     seed: int = setting(0, "random seed: the same seed gives the same dataset", min=0)
+
+    def frame_size(self) -> tuple[int, int]:
+        """The (width, height) of the frames this config draws.
+
+        Raises:
+            ConfigError: ``size`` is not auto, a side or ``[W, H]``, or a side is odd or outside 16..1024.
+        """
+        width, height = SYNTH_STYLE_SIZES[self.style]
+        if isinstance(self.size, int):
+            # The short side is given; the long one keeps the style's aspect, rounded to even (H.264).
+            long = 2 * round(self.size * max(width, height) / min(width, height) / 2)
+            width, height = (long, self.size) if width >= height else (self.size, long)
+        elif isinstance(self.size, list) and len(self.size) == 2:
+            width, height = self.size
+        elif self.size != "auto":
+            raise ConfigError(f"synth.size: {self.size!r} must be auto, a short side such as 96, or [W, H]")
+        if any(side % 2 or not 16 <= side <= 1024 for side in (width, height)):
+            raise ConfigError(f"synth.size: {self.size} gives {width}x{height} frames; each side must be even "
+                              f"(for H.264) and within [16, 1024]")
+        return width, height
 
 
 @dataclass
@@ -230,8 +257,7 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError(f"data.split_ratios: need 3 non-negative shares (train, val, test) summing to 1, got {d.split_ratios}")
     if s.gap_min > s.gap_max:
         raise ConfigError(f"synth.gap_min: {s.gap_min} is larger than synth.gap_max {s.gap_max}")
-    if s.size % 2:
-        raise ConfigError(f"synth.size: {s.size} must be even (H.264 needs even frame sizes)")
+    s.frame_size()  # raises on a size that is not auto, N or [W, H] of even sides
     if isinstance(t.workers, str) and t.workers != "auto":
         raise ConfigError(f"train.workers: {t.workers!r} must be auto or a number of processes")
     if isinstance(t.workers, int) and not 0 <= t.workers <= 64:

@@ -1,4 +1,7 @@
-"""The synthetic TV dataset: memory is necessary, nothing else gives the channel away, files follow FORMATS §1."""
+"""The synthetic TV dataset: memory is necessary, nothing else gives the channel away, files follow docs/formats.md.
+
+Guarantees that involve pixels hold for every style (``shapes`` and ``pictures``), so those tests run for both.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_tv.config import SynthConfig
+from lstm_tv.config import SYNTH_STYLE_SIZES, SynthConfig
 from lstm_tv.data.synth import (
     CHANNELS,
     CUE_KINDS,
+    STYLES,
     Event,
-    appearance_for,
     generate_dataset,
     plan_video,
     render_canine,
     render_event_frame,
     segments_csv,
+    shapes,
     split_names,
     synth_frames,
     video_plan,
@@ -29,42 +33,55 @@ from lstm_tv.data.video import read_frames
 from lstm_tv.errors import DatasetError
 
 TINY = SynthConfig(videos=4, frames=48, size=32, gap_min=3, gap_max=8, switch_prob=0.5, seed=7)
+STYLE_NAMES = list(STYLES)
+# A small frame per style for render tests: square for shapes, 4:3 for pictures.
+SMALL = {"shapes": (32, 32), "pictures": (48, 36)}
+
+
+def test_the_styles_are_the_choices_of_synth_style():
+    assert list(STYLES) == list(SYNTH_STYLE_SIZES) == ["shapes", "pictures"]
 
 
 # ---------------------------------------------------------------------------------------------------
 # One frame cannot tell an ambiguous wolf from an ambiguous dog
 
 
+@pytest.mark.parametrize("style", STYLE_NAMES)
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_ambiguous_wolf_and_dog_are_pixel_identical(seed):
-    wolf = render_canine(True, "wolf", np.random.default_rng(seed), size=32)
-    dog = render_canine(True, "dog", np.random.default_rng(seed), size=32)
-    assert wolf.shape == (32, 32, 3) and wolf.dtype == np.uint8
+def test_ambiguous_wolf_and_dog_are_pixel_identical(style, seed):
+    width, height = SMALL[style]
+    wolf = render_canine(True, "wolf", np.random.default_rng(seed), style=style, size=(width, height))
+    dog = render_canine(True, "dog", np.random.default_rng(seed), style=style, size=(width, height))
+    assert wolf.shape == (height, width, 3) and wolf.dtype == np.uint8
     assert np.array_equal(wolf, dog)
 
 
-def test_ambiguous_drawing_ignores_label_and_channel():
+@pytest.mark.parametrize("style", STYLE_NAMES)
+def test_ambiguous_drawing_ignores_label_and_channel(style):
     # The same event with every label/channel combination draws the same pixels.
-    frames = [render_event_frame(Event("ambiguous", label, 3, 20, channel, True), 9, 48, np.random.default_rng(5))
+    frames = [render_event_frame(Event("ambiguous", label, 3, 20, channel, True), 9, np.random.default_rng(5),
+                                 style=style, size=(64, 48))
               for label in ("wolf", "dog") for channel in CHANNELS]
     assert all(np.array_equal(frames[0], f) for f in frames[1:])
 
 
+@pytest.mark.parametrize("style", STYLE_NAMES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_clear_wolf_differs_from_clear_dog_and_from_the_silhouette(seed):
-    wolf = render_canine(False, "wolf", np.random.default_rng(seed), size=32)
-    dog = render_canine(False, "dog", np.random.default_rng(seed), size=32)
-    shadow = render_canine(True, "wolf", np.random.default_rng(seed), size=32)
+def test_clear_wolf_differs_from_clear_dog_and_from_the_silhouette(style, seed):
+    size = SMALL[style]
+    wolf = render_canine(False, "wolf", np.random.default_rng(seed), style=style, size=size)
+    dog = render_canine(False, "dog", np.random.default_rng(seed), style=style, size=size)
+    shadow = render_canine(True, "wolf", np.random.default_rng(seed), style=style, size=size)
     assert not np.array_equal(wolf, dog)
     assert not np.array_equal(wolf, shadow) and not np.array_equal(dog, shadow)
 
 
-def test_objects_stay_inside_the_frame():
-    size = 64
+@pytest.mark.parametrize("width, height", [(64, 64), (96, 48), (48, 80)])
+def test_shapes_stay_inside_the_frame(width, height):
     for i, kind in enumerate(["bear", "goldfish", "wolf", "dog", "ambiguous", "distractor"] * 20):
-        obj = appearance_for(Event(kind, "x", 0, 30, "nature"), size, np.random.default_rng(i))
+        obj = shapes.appearance_for(Event(kind, "x", 0, 30, "nature"), width, height, np.random.default_rng(i))
         for x, y, side in (obj.pose(0), obj.pose(29)):
-            assert side / 2 <= x <= size - side / 2 and 0.42 * side <= y <= size - 0.42 * side
+            assert side / 2 <= x <= width - side / 2 and 0.42 * side <= y <= height - 0.42 * side
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -161,13 +178,14 @@ def test_gaps_cover_the_configured_range():
 # Determinism
 
 
-def test_same_seed_same_video_other_seed_other_video():
-    cfg = replace(TINY, frames=24)
+@pytest.mark.parametrize("style", STYLE_NAMES)
+def test_same_seed_same_video_other_seed_other_video(style):
+    cfg = replace(TINY, frames=24, style=style)
     a, b = video_plan(cfg, 3), video_plan(cfg, 3)
     assert a.labels == b.labels and np.array_equal(a.mask, b.mask) and a.events == b.events
-    assert all(np.array_equal(x, y) for x, y in zip(synth_frames(cfg, 3), synth_frames(cfg, 3)))
+    assert all(np.array_equal(x, y) for x, y in zip(synth_frames(cfg, 3), synth_frames(cfg, 3), strict=True))
     other = replace(cfg, seed=cfg.seed + 1)
-    assert any(not np.array_equal(x, y) for x, y in zip(synth_frames(cfg, 3), synth_frames(other, 3)))
+    assert any(not np.array_equal(x, y) for x, y in zip(synth_frames(cfg, 3), synth_frames(other, 3), strict=True))
     assert [video_plan(replace(TINY, frames=600), i).labels for i in range(3)] != \
         [video_plan(replace(TINY, frames=600, seed=1), i).labels for i in range(3)]
 
@@ -190,21 +208,23 @@ def _csv_to_frames(path: Path, frames: int, fps: int) -> list[str]:
     return labels
 
 
-def test_generate_dataset_writes_the_raw_layout(tmp_path):
+@pytest.mark.parametrize("style, size, shape", [("shapes", 32, (32, 32, 3)), ("pictures", 24, (24, 32, 3))])
+def test_generate_dataset_writes_the_raw_layout(tmp_path, style, size, shape):
+    cfg = replace(TINY, style=style, size=size)
     calls = []
-    out = generate_dataset(tmp_path / "raw", TINY, progress=lambda done, total: calls.append((done, total)))
+    out = generate_dataset(tmp_path / "raw", cfg, progress=lambda done, total: calls.append((done, total)))
     assert out == tmp_path / "raw"
     assert calls[-1] == (4, 4) and [d for d, _ in calls] == [1, 2, 3, 4]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"], "no temporary directory is left behind"
 
-    stems = [f"tv_{i:04d}" for i in range(TINY.videos)]
+    stems = [f"tv_{i:04d}" for i in range(cfg.videos)]
     assert sorted(p.name for p in (out / "videos").iterdir()) == [f"{s}.mp4" for s in stems]
     labels = sorted(p.name for p in (out / "labels").iterdir())
     assert labels == ["tv_0000.txt", "tv_0001.csv", "tv_0002.txt", "tv_0003.csv"]  # both label formats
     for i, stem in enumerate(stems):
-        plan = video_plan(TINY, i)
+        plan = video_plan(cfg, i)
         frames = _decoded(out / "videos" / f"{stem}.mp4")
-        assert len(frames) == TINY.frames and frames[0].shape == (TINY.size, TINY.size, 3)
+        assert len(frames) == cfg.frames and frames[0].shape == shape  # (H, W, 3): 4:3 for pictures
         mask = (out / "masks" / f"{stem}.txt").read_text().split()
         assert mask == [str(m) for m in plan.mask]
         if i % 2 == 0:
@@ -213,7 +233,7 @@ def test_generate_dataset_writes_the_raw_layout(tmp_path):
         else:
             path = out / "labels" / f"{stem}.csv"
             assert path.read_text().splitlines()[0] == "start,end,label"
-            assert _csv_to_frames(path, TINY.frames, TINY.fps) == plan.labels
+            assert _csv_to_frames(path, cfg.frames, cfg.fps) == plan.labels
 
     with open(out / "splits.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -246,8 +266,10 @@ def test_an_interrupted_run_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_workers_do_not_change_the_content(tmp_path):
-    cfg = replace(TINY, videos=3, frames=24)
+@pytest.mark.parametrize("style", STYLE_NAMES)
+def test_workers_do_not_change_the_content(tmp_path, style):
+    # Worker processes load the artwork (and font) on their own and still draw the same pixels.
+    cfg = replace(TINY, videos=3, frames=24, style=style, size=24)
     one = generate_dataset(tmp_path / "one", cfg, workers=1)
     two = generate_dataset(tmp_path / "two", cfg, workers=2)
     for sub in ("labels", "masks"):
@@ -256,7 +278,7 @@ def test_workers_do_not_change_the_content(tmp_path):
     assert (one / "splits.csv").read_bytes() == (two / "splits.csv").read_bytes()
     for p in sorted((one / "videos").iterdir()):
         a, b = _decoded(p), _decoded(two / "videos" / p.name)
-        assert len(a) == len(b) == cfg.frames and all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert len(a) == len(b) == cfg.frames and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("n, expected", [(1, {"train": 1}), (2, {"train": 1, "val": 1}),
@@ -290,10 +312,11 @@ def _mirror(plan):
                    events=events)
 
 
-def test_unknown_and_masked_frames_look_the_same_on_both_channels():
+@pytest.mark.parametrize("style", STYLE_NAMES)
+def test_unknown_and_masked_frames_look_the_same_on_both_channels(style):
     # Render a video and its channel-swapped twin with the same looks: every frame that is not a cue
     # (background, distractors, silhouettes) is pixel-identical, so such frames carry no channel information.
-    cfg = replace(TINY, frames=120, gap_min=5, gap_max=20)
+    cfg = replace(TINY, frames=120, gap_min=5, gap_max=20, style=style)
     for index in range(3):
         plan = video_plan(cfg, index)
         twin = _mirror(plan)
@@ -303,3 +326,4 @@ def test_unknown_and_masked_frames_look_the_same_on_both_channels():
                 assert np.array_equal(a, b), f"frame {t} of video {index} differs between channels"
             else:
                 assert not np.array_equal(a, b)
+

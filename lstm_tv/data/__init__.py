@@ -15,13 +15,15 @@ from lstm_tv.ui import Reporter
 
 
 def run_synth(out: str | Path, cfg: Config, reporter: Reporter, *, workers: int = 0) -> None:
-    """Generate the synthetic TV dataset ``cfg.synth`` into ``out`` (raw layout)."""
+    """Generate the synthetic TV dataset ``cfg.synth`` (in its ``synth.style``) into ``out`` (raw layout)."""
     from lstm_tv.data.synth import generate_dataset
 
     start = time.perf_counter()
     with reporter.bar("synth", total=cfg.synth.videos) as bar:
         generate_dataset(out, cfg.synth, workers=workers or os.cpu_count() or 1, progress=bar.update)
-    reporter.info(f"wrote {cfg.synth.videos} synthetic videos to [bold]{out}[/] in {time.perf_counter() - start:.1f} s")
+    width, height = cfg.synth.frame_size()
+    reporter.info(f"wrote {cfg.synth.videos} synthetic videos ({cfg.synth.style}, {width}x{height}) to [bold]{out}[/] "
+                  f"in {time.perf_counter() - start:.1f} s")
 
 
 def run_prepare(src: str | Path, out: str | Path, cfg: Config, reporter: Reporter, *, workers: int = 0,
@@ -37,5 +39,6 @@ def run_prepare(src: str | Path, out: str | Path, cfg: Config, reporter: Reporte
     frames = sum(v["frames"] for v in manifest["videos"])
     splits = {s: sum(v["split"] == s for v in manifest["videos"]) for s in ("train", "val", "test")}
     reporter.info(f"prepared {len(manifest['videos'])} videos ({frames} frames, {frames / seconds:.0f} frames/s) "
-                  f"at {manifest['size']} px into [bold]{out}[/]; splits " + ", ".join(f"{k} {v}" for k, v in splits.items()))
+                  f"at {manifest['size']} px into [bold]{out}[/]; splits "
+                  + ", ".join(f"{k} {v}" for k, v in splits.items()))
     return manifest
