@@ -86,10 +86,49 @@ def read_mask(path: str | Path) -> list[int]:
 
 @dataclass(frozen=True)
 class Segment:
+    """A labelled interval, half-open ``[start, end)``, in seconds (or frames where a caller says so)."""
+
     start: float
     end: float
     label: int
-    line: int
+    where: str  # the place in its file for messages: "line 4", "line 9 <track id=\"2\">"
+
+
+def check_interval(path: str | Path, where: str, start: float, end: float, *, unit: str = "s",
+                   inclusive: bool = False) -> None:
+    """Raise ``LabelError`` unless ``start``/``end`` are finite, non-negative and in order.
+
+    ``inclusive`` intervals (a first and a last frame) may have ``end == start``; half-open ones may not.
+    """
+    what = "times are seconds from the first frame" if unit == "s" else "frames count from 0"
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise LabelError(f"{path}: {where}: start and end must be finite numbers")
+    if start < 0 or end < 0:
+        raise LabelError(f"{path}: {where}: negative {'time' if unit == 's' else 'frame'} ({start}, {end}); {what}")
+    if end < start or (end == start and not inclusive):
+        raise LabelError(f"{path}: {where}: end {end} is {'before' if inclusive else 'not after'} start {start}")
+
+
+def check_overlaps(path: str | Path, segments: list[Segment], *, slack: float = TIME_SLACK,
+                   same_label_ok: bool = False) -> list[Segment]:
+    """Sort ``segments`` by start; raise ``LabelError`` naming both places if two overlap.
+
+    With ``same_label_ok`` two segments of one label may overlap (an annotation tool's two tracks of
+    the same class in view at once say the same thing); different labels on one frame never may.
+    """
+    segments = sorted(segments, key=lambda s: s.start)
+    open_by_label: dict[int, Segment] = {}  # per label, the segment reaching furthest so far
+    for b in segments:
+        for a in open_by_label.values():
+            if b.start < a.end - slack and not (same_label_ok and a.label == b.label):
+                raise LabelError(f"{path}: {b.where} overlaps {a.where} ([{b.start}, {b.end}) starts before "
+                                 f"{a.end}); segments must not overlap")
+        if same_label_ok:
+            if b.label not in open_by_label or b.end > open_by_label[b.label].end:
+                open_by_label[b.label] = b
+        elif not open_by_label or b.end > next(iter(open_by_label.values())).end:
+            open_by_label = {b.label: b}
+    return segments
 
 
 def read_segments(path: str | Path, classes: list[str]) -> list[Segment]:
@@ -118,22 +157,12 @@ def read_segments(path: str | Path, classes: list[str]) -> list[Segment]:
             start, end = float(row[0]), float(row[1])
         except ValueError:
             raise LabelError(f"{path}: line {n}: start and end must be seconds, got {row[0]!r}, {row[1]!r}") from None
-        if not (math.isfinite(start) and math.isfinite(end)):
-            raise LabelError(f"{path}: line {n}: start and end must be finite numbers")
-        if start < 0 or end < 0:
-            raise LabelError(f"{path}: line {n}: negative time ({start}, {end}); times are seconds from the first frame")
-        if end <= start:
-            raise LabelError(f"{path}: line {n}: end {end} is not after start {start}")
+        check_interval(path, f"line {n}", start, end)
         name = row[2].strip()
         if name not in index:
             raise LabelError(f"{path}: line {n}: unknown class {name!r}; expected one of {', '.join(classes)}")
-        segments.append(Segment(start, end, index[name], n))
-    segments.sort(key=lambda s: s.start)
-    for a, b in zip(segments, segments[1:]):
-        if b.start < a.end - TIME_SLACK:
-            raise LabelError(f"{path}: line {b.line} overlaps line {a.line} "
-                             f"([{b.start}, {b.end}) starts before {a.end}); segments must not overlap")
-    return segments
+        segments.append(Segment(start, end, index[name], f"line {n}"))
+    return check_overlaps(path, segments)
 
 
 def segments_to_frames(segments: list[Segment], times: list[float], background: int) -> list[int]:

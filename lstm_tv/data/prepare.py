@@ -144,9 +144,9 @@ def prepare_video(job: VideoJob) -> dict:
     else:
         segments = L.read_segments(job.labels, classes)
         labels = L.segments_to_frames(segments, times, classes.index(job.background))
-        late = [s.line for s in segments if s.start > times[-1] + L.TIME_SLACK]
+        late = [s.where for s in segments if s.start > times[-1] + L.TIME_SLACK]
         if late:
-            warnings.append(f"{job.labels}: line {late[0]} (and {len(late) - 1} more) starts after the last frame "
+            warnings.append(f"{job.labels}: {late[0]} (and {len(late) - 1} more) starts after the last frame "
                             f"({times[-1]:.3f} s); times are in seconds")
     np.save(out / "labels.npy", np.asarray(labels, dtype=np.int64))
     np.save(out / "times.npy", np.asarray(times, dtype=np.float64))
