@@ -24,7 +24,7 @@ LENGTH_TOLERANCE = 2
 TIME_SLACK = 5e-4
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
     """Lines of a UTF-8 text file without line endings (LF or CRLF); trailing blank lines dropped."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -58,7 +58,7 @@ def read_frame_labels(path: str | Path, classes: list[str]) -> list[int]:
     path = Path(path)
     index = {name: i for i, name in enumerate(classes)}
     out = []
-    for n, line in enumerate(_read_lines(path), start=1):
+    for n, line in enumerate(read_lines(path), start=1):
         name = line.strip()
         if not name:
             raise LabelError(f"{path}: line {n} is blank; every frame needs a class ({', '.join(classes)})")
@@ -74,7 +74,7 @@ def read_mask(path: str | Path) -> list[int]:
     """Per-frame mask: line i is 1 where frame i needs memory to be classified, else 0."""
     path = Path(path)
     out = []
-    for n, line in enumerate(_read_lines(path), start=1):
+    for n, line in enumerate(read_lines(path), start=1):
         value = line.strip()
         if value not in ("0", "1"):
             raise LabelError(f"{path}: line {n}: {value!r} is not 0 or 1")
@@ -139,7 +139,7 @@ def read_segments(path: str | Path, classes: list[str]) -> list[Segment]:
             unknown label, or two overlapping segments (both lines named).
     """
     path = Path(path)
-    lines = _read_lines(path)
+    lines = read_lines(path)
     if not lines:
         raise LabelError(f"{path}: empty file; expected a header 'start,end,label' and one row per segment")
     rows = _csv_rows(path, lines)
@@ -207,7 +207,7 @@ def read_splits(path: str | Path, stems: list[str]) -> dict[str, str]:
         ``{stem: split}`` for the videos it names (others fall back to :func:`hash_split`).
     """
     path = Path(path)
-    rows = _csv_rows(path, _read_lines(path))
+    rows = _csv_rows(path, read_lines(path))
     if not rows or [h.strip().lower() for h in rows[0]] != ["video", "split"]:
         raise LabelError(f"{path}: line 1: header must be 'video,split'")
     known = set(stems)
