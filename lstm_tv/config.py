@@ -45,9 +45,11 @@ class DataConfig:
     classes: list[str] = setting(DEFAULT_CLASSES, "class names, in the order the model outputs them")
     background: str = setting("unknown", "background class: frames no segment covers; makes no segment in metrics")
     split_ratios: list[float] = setting([0.7, 0.15, 0.15], "train/val/test shares for videos not named in splits.csv")
-    class_map: Union[str, dict[str, str]] = setting({}, "annotation-tool label -> class renames ({Canis lupus: wolf}), or a path to a YAML file of them")
-    unmapped: str = setting("error", "a tool label that is neither a class nor in data.class_map: error, or background (its frames become data.background)",
-                            choices=("error", "background"))
+    class_map: Union[str, dict[str, str]] = setting(
+        {}, "annotation-tool label -> class renames ({Canis lupus: wolf}), or a path to a YAML file of them")
+    unmapped: str = setting(
+        "error", "a tool label that is neither a class nor in data.class_map: error, or background "
+        "(its frames become data.background)", choices=("error", "background"))
     eaf_tier: str = setting("", "ELAN .eaf files: the tier holding the labels (empty = the file's only tier)")
 
 
@@ -242,7 +244,8 @@ def _check_consistency(cfg: Config) -> None:
     if isinstance(d.class_map, dict):
         for label, name in d.class_map.items():
             if name not in d.classes:
-                raise ConfigError(f"data.class_map: {label!r} -> {name!r}, which is not one of data.classes {d.classes}")
+                raise ConfigError(f"data.class_map: {label!r} -> {name!r}, which is not one of data.classes "
+                                  f"{d.classes}")
     if s.gap_min > s.gap_max:
         raise ConfigError(f"synth.gap_min: {s.gap_min} is larger than synth.gap_max {s.gap_max}")
     if s.size % 2:

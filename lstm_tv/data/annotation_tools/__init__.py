@@ -24,7 +24,14 @@ from pathlib import Path
 
 from lstm_tv.config import DataConfig
 from lstm_tv.data.annotation_tools import activitynet, cvat, eaf, labelstudio, mstcn, native
-from lstm_tv.data.annotation_tools.common import ClassMap, Entry, Predictions, VideoAnnotation, read_json, to_frame_labels
+from lstm_tv.data.annotation_tools.common import (
+    ClassMap,
+    Entry,
+    Predictions,
+    VideoAnnotation,
+    read_json,
+    to_frame_labels,
+)
 from lstm_tv.errors import DatasetError, LabelError
 
 __all__ = ["FORMATS", "WRITERS", "ClassMap", "Predictions", "VideoAnnotation", "collect", "detect", "to_frame_labels"]
@@ -85,7 +92,9 @@ def collect(src: Path, stems: list[str], cfg: DataConfig, fmt: str | None = None
     return _match(src, stems, found)
 
 
-def _match(src: Path, stems: list[str], found: list[tuple[bool, Entry]]) -> tuple[dict[str, VideoAnnotation], list[str]]:
+def _match(src: Path, stems: list[str], found: list[tuple[bool, Entry]]
+           ) -> tuple[dict[str, VideoAnnotation], list[str]]:
+    """Give each entry the first of its names that is a video stem; per-video files must match one."""
     known, out, unmatched = set(stems), {}, {}
     for per_video, entry in found:
         ann = entry.annotation

@@ -103,8 +103,10 @@ def _read_class_map(path: str, classes: list[str]) -> dict[str, str]:
 def frame_span(path, where: str, first, last, label: int) -> L.Segment:
     """A span from an inclusive first/last frame (as CVAT and Label Studio write them), checked."""
     first, last = number(path, where, first, "first frame"), number(path, where, last, "last frame")
-    L.check_interval(path, where, first, last, unit="frames", inclusive=True)
-    return L.Segment(first, last + 1, label, where)
+    if first != int(first) or last != int(last):
+        raise LabelError(f"{path}: {where}: frame numbers must be whole numbers, got {first}, {last}")
+    L.check_interval(path, where, int(first), int(last), unit="frames", inclusive=True)
+    return L.Segment(int(first), int(last) + 1, label, where)
 
 
 def second_span(path, where: str, start, end, label: int) -> L.Segment:

@@ -87,7 +87,8 @@ def _splits(folder: Path, ratios: list[float]) -> dict[str, str]:
             if not vid:
                 continue
             if subset == "train" and val > 0:  # a stable share of train becomes val (hash of the name alone)
-                subset = "val" if L.hash_split(vid, [train / (train + val), val / (train + val), 0]) == "val" else "train"
+                shares = [train / (train + val), val / (train + val), 0.0]
+                subset = "val" if L.hash_split(vid, shares) == "val" else "train"
             out[vid] = subset
     return out
 
