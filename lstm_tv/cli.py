@@ -74,7 +74,7 @@ def prepare(src: Annotated[Path, typer.Argument(help="Raw dataset: videos/, labe
                 help="Read every label file as this format: native (.txt/.csv), cvat, labelstudio, eaf, mstcn or "
                      "activitynet (default: detected from the files; see docs/annotation-tools.md).")] = None,
             eaf_tier: Annotated[Optional[str], typer.Option(
-                help="ELAN tier holding the labels [data.eaf_tier].")] = None,
+                help="ELAN tier holding the labels (data.eaf_tier).")] = None,
             ) -> None:
     """Decode, resize and store videos with their labels for fast training."""
     cfg = load_config(config, (overrides or []) + ([f"data.eaf_tier={eaf_tier}"] if eaf_tier is not None else []))
