@@ -71,10 +71,17 @@ def prepare(src: Annotated[Path, typer.Argument(help="Raw dataset: videos/, labe
             config: ConfigOpt = None, overrides: Overrides = None,
             workers: Annotated[int, typer.Option(help="Processes decoding videos (default: CPU cores).")] = 0,
             skip_unlabeled: Annotated[bool, typer.Option(help="Leave out videos without labels instead of failing.")] = False,
-            overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False) -> None:
+            overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+            labels_format: Annotated[Optional[str], typer.Option(
+                help="Read every label file as this format: native (.txt/.csv), cvat, labelstudio, eaf, mstcn or "
+                     "activitynet (default: detected from the files; see docs/annotation-tools.md).")] = None,
+            eaf_tier: Annotated[Optional[str], typer.Option(
+                help="ELAN tier holding the labels (data.eaf_tier).")] = None,
+            ) -> None:
     """Decode, resize and store videos with their labels for fast training."""
-    cfg = load_config(config, overrides)
-    data.run_prepare(src, out, cfg, Reporter(), workers=workers, skip_unlabeled=skip_unlabeled, overwrite=overwrite)
+    cfg = load_config(config, (overrides or []) + ([f"data.eaf_tier={eaf_tier}"] if eaf_tier is not None else []))
+    data.run_prepare(src, out, cfg, Reporter(), workers=workers, skip_unlabeled=skip_unlabeled, overwrite=overwrite,
+                     labels_format=labels_format)
 
 
 # ------------------------------------------------------------------------------------------------

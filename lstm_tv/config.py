@@ -31,8 +31,8 @@ def setting(default: Any, help: str, *, min: float | None = None, max: float | N
             choices: tuple | None = None) -> Any:
     """A dataclass field with its meaning and allowed range (inclusive) or choices."""
     meta = {"help": help, "min": min, "max": max, "choices": choices}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -45,6 +45,12 @@ class DataConfig:
     classes: list[str] = setting(DEFAULT_CLASSES, "class names, in the order the model outputs them")
     background: str = setting("unknown", "background class: frames no segment covers; makes no segment in metrics")
     split_ratios: list[float] = setting([0.7, 0.15, 0.15], "train/val/test shares for videos not named in splits.csv")
+    class_map: Union[str, dict[str, str]] = setting(
+        {}, "annotation-tool label -> class renames ({Canis lupus: wolf}), or a path to a YAML file of them")
+    unmapped: str = setting(
+        "error", "a tool label that is neither a class nor in data.class_map: error, or background "
+        "(its frames become data.background)", choices=("error", "background"))
+    eaf_tier: str = setting("", "ELAN .eaf files: the tier holding the labels (empty = the file's only tier)")
 
 
 # Frame size (width, height) each synth style draws when synth.size is auto; the keys are the styles.
@@ -181,6 +187,8 @@ def _type_name(tp: Any) -> str:
         return " | ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is list:
         return f"list[{_type_name(typing.get_args(tp)[0])}]"
+    if origin is dict:
+        return f"dict[{', '.join(_type_name(a) for a in typing.get_args(tp))}]"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -202,6 +210,11 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             except ConfigError:
                 continue
         raise ConfigError(f"{key}: {value!r} is not a valid {_type_name(tp)}")
+    if origin is dict:
+        key_tp, value_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}; write e.g. {key}={{a: b}}")
+        return {_coerce(f"{key} key", k, key_tp): _coerce(f"{key}[{k!r}]", v, value_tp) for k, v in value.items()}
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, list):
@@ -255,6 +268,11 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError(f"data.background: {d.background!r} is not one of data.classes {d.classes}")
     if len(d.split_ratios) != 3 or any(r < 0 for r in d.split_ratios) or abs(sum(d.split_ratios) - 1) > 1e-6:
         raise ConfigError(f"data.split_ratios: need 3 non-negative shares (train, val, test) summing to 1, got {d.split_ratios}")
+    if isinstance(d.class_map, dict):
+        for label, name in d.class_map.items():
+            if name not in d.classes:
+                raise ConfigError(f"data.class_map: {label!r} -> {name!r}, which is not one of data.classes "
+                                  f"{d.classes}")
     if s.gap_min > s.gap_max:
         raise ConfigError(f"synth.gap_min: {s.gap_min} is larger than synth.gap_max {s.gap_max}")
     s.frame_size()  # raises on a size that is not auto, N or [W, H] of even sides

@@ -49,7 +49,7 @@ def test_mask(tmp_path):
 
 def test_segments_to_frames_half_open_with_background():
     times = [i / 24 for i in range(48)]
-    segs = [L.Segment(0.5, 1.0, 2, 2), L.Segment(1.0, 1.25, 0, 3)]
+    segs = [L.Segment(0.5, 1.0, 2, "line 2"), L.Segment(1.0, 1.25, 0, "line 3")]
     labels = L.segments_to_frames(segs, times, background=4)
     assert labels[:12] == [4] * 12               # [0, 0.5) uncovered
     assert labels[12:24] == [2] * 12             # [0.5, 1.0): frames 12..23

@@ -27,14 +27,15 @@ def run_synth(out: str | Path, cfg: Config, reporter: Reporter, *, workers: int 
 
 
 def run_prepare(src: str | Path, out: str | Path, cfg: Config, reporter: Reporter, *, workers: int = 0,
-            skip_unlabeled: bool = False, overwrite: bool = False) -> dict:
+            skip_unlabeled: bool = False, overwrite: bool = False, labels_format: str | None = None) -> dict:
     """Prepare ``src`` into ``out`` (see :func:`lstm_tv.data.prepare.prepare_dataset`); return the manifest."""
     from lstm_tv.data.prepare import prepare_dataset
 
     start = time.perf_counter()
     with reporter.bar("prepare") as bar:
         manifest = prepare_dataset(src, out, cfg.data, workers=workers or None, skip_unlabeled=skip_unlabeled,
-                                   overwrite=overwrite, progress=bar.update, warn=reporter.warn)
+                                   overwrite=overwrite, progress=bar.update, warn=reporter.warn,
+                                   labels_format=labels_format)
     seconds = time.perf_counter() - start
     frames = sum(v["frames"] for v in manifest["videos"])
     splits = {s: sum(v["split"] == s for v in manifest["videos"]) for s in ("train", "val", "test")}

@@ -24,7 +24,7 @@ LENGTH_TOLERANCE = 2
 TIME_SLACK = 5e-4
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
     """Lines of a UTF-8 text file without line endings (LF or CRLF); trailing blank lines dropped."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -58,7 +58,7 @@ def read_frame_labels(path: str | Path, classes: list[str]) -> list[int]:
     path = Path(path)
     index = {name: i for i, name in enumerate(classes)}
     out = []
-    for n, line in enumerate(_read_lines(path), start=1):
+    for n, line in enumerate(read_lines(path), start=1):
         name = line.strip()
         if not name:
             raise LabelError(f"{path}: line {n} is blank; every frame needs a class ({', '.join(classes)})")
@@ -74,7 +74,7 @@ def read_mask(path: str | Path) -> list[int]:
     """Per-frame mask: line i is 1 where frame i needs memory to be classified, else 0."""
     path = Path(path)
     out = []
-    for n, line in enumerate(_read_lines(path), start=1):
+    for n, line in enumerate(read_lines(path), start=1):
         value = line.strip()
         if value not in ("0", "1"):
             raise LabelError(f"{path}: line {n}: {value!r} is not 0 or 1")
@@ -86,10 +86,49 @@ def read_mask(path: str | Path) -> list[int]:
 
 @dataclass(frozen=True)
 class Segment:
+    """A labelled interval, half-open ``[start, end)``, in seconds (or frames where a caller says so)."""
+
     start: float
     end: float
     label: int
-    line: int
+    where: str  # the place in its file for messages: "line 4", "line 9 <track id=\"2\">"
+
+
+def check_interval(path: str | Path, where: str, start: float, end: float, *, unit: str = "s",
+                   inclusive: bool = False) -> None:
+    """Raise ``LabelError`` unless ``start``/``end`` are finite, non-negative and in order.
+
+    ``inclusive`` intervals (a first and a last frame) may have ``end == start``; half-open ones may not.
+    """
+    what = "times are seconds from the first frame" if unit == "s" else "frames count from 0"
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise LabelError(f"{path}: {where}: start and end must be finite numbers")
+    if start < 0 or end < 0:
+        raise LabelError(f"{path}: {where}: negative {'time' if unit == 's' else 'frame'} ({start}, {end}); {what}")
+    if end < start or (end == start and not inclusive):
+        raise LabelError(f"{path}: {where}: end {end} is {'before' if inclusive else 'not after'} start {start}")
+
+
+def check_overlaps(path: str | Path, segments: list[Segment], *, slack: float = TIME_SLACK,
+                   same_label_ok: bool = False) -> list[Segment]:
+    """Sort ``segments`` by start; raise ``LabelError`` naming both places if two overlap.
+
+    With ``same_label_ok`` two segments of one label may overlap (an annotation tool's two tracks of
+    the same class in view at once say the same thing); different labels on one frame never may.
+    """
+    segments = sorted(segments, key=lambda s: s.start)
+    open_by_label: dict[int, Segment] = {}  # per label, the segment reaching furthest so far
+    for b in segments:
+        for a in open_by_label.values():
+            if b.start < a.end - slack and not (same_label_ok and a.label == b.label):
+                raise LabelError(f"{path}: {b.where} overlaps {a.where} ([{b.start}, {b.end}) starts before "
+                                 f"{a.end}); segments must not overlap")
+        if same_label_ok:
+            if b.label not in open_by_label or b.end > open_by_label[b.label].end:
+                open_by_label[b.label] = b
+        elif not open_by_label or b.end > next(iter(open_by_label.values())).end:
+            open_by_label = {b.label: b}
+    return segments
 
 
 def read_segments(path: str | Path, classes: list[str]) -> list[Segment]:
@@ -100,7 +139,7 @@ def read_segments(path: str | Path, classes: list[str]) -> list[Segment]:
             unknown label, or two overlapping segments (both lines named).
     """
     path = Path(path)
-    lines = _read_lines(path)
+    lines = read_lines(path)
     if not lines:
         raise LabelError(f"{path}: empty file; expected a header 'start,end,label' and one row per segment")
     rows = _csv_rows(path, lines)
@@ -118,22 +157,12 @@ def read_segments(path: str | Path, classes: list[str]) -> list[Segment]:
             start, end = float(row[0]), float(row[1])
         except ValueError:
             raise LabelError(f"{path}: line {n}: start and end must be seconds, got {row[0]!r}, {row[1]!r}") from None
-        if not (math.isfinite(start) and math.isfinite(end)):
-            raise LabelError(f"{path}: line {n}: start and end must be finite numbers")
-        if start < 0 or end < 0:
-            raise LabelError(f"{path}: line {n}: negative time ({start}, {end}); times are seconds from the first frame")
-        if end <= start:
-            raise LabelError(f"{path}: line {n}: end {end} is not after start {start}")
+        check_interval(path, f"line {n}", start, end)
         name = row[2].strip()
         if name not in index:
             raise LabelError(f"{path}: line {n}: unknown class {name!r}; expected one of {', '.join(classes)}")
-        segments.append(Segment(start, end, index[name], n))
-    segments.sort(key=lambda s: s.start)
-    for a, b in zip(segments, segments[1:]):
-        if b.start < a.end - TIME_SLACK:
-            raise LabelError(f"{path}: line {b.line} overlaps line {a.line} "
-                             f"([{b.start}, {b.end}) starts before {a.end}); segments must not overlap")
-    return segments
+        segments.append(Segment(start, end, index[name], f"line {n}"))
+    return check_overlaps(path, segments)
 
 
 def segments_to_frames(segments: list[Segment], times: list[float], background: int) -> list[int]:
@@ -178,7 +207,7 @@ def read_splits(path: str | Path, stems: list[str]) -> dict[str, str]:
         ``{stem: split}`` for the videos it names (others fall back to :func:`hash_split`).
     """
     path = Path(path)
-    rows = _csv_rows(path, _read_lines(path))
+    rows = _csv_rows(path, read_lines(path))
     if not rows or [h.strip().lower() for h in rows[0]] != ["video", "split"]:
         raise LabelError(f"{path}: line 1: header must be 'video,split'")
     known = set(stems)

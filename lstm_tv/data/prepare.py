@@ -1,8 +1,9 @@
 """``lstm-tv prepare SRC OUT``: raw videos + labels (FORMATS.md §1) -> a prepared dataset (§2).
 
 Each video is decoded once, resized inside FFmpeg to ``data.size`` x ``data.size`` and streamed to a
-raw uint8 file that training memory-maps; its labels (per-frame ``.txt`` or segment ``.csv``), optional
-mask and split are checked against the decoded frames and stored as small ``.npy`` arrays.
+raw uint8 file that training memory-maps; its labels (per-frame ``.txt``, segment ``.csv``, or an
+annotation tool's export: see :mod:`lstm_tv.data.annotation_tools`), optional mask and split are checked
+against the decoded frames and stored as small ``.npy`` arrays.
 
 Layout of a prepared dataset::
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from lstm_tv import __version__
 from lstm_tv.config import DataConfig
+from lstm_tv.data import annotation_tools as A
 from lstm_tv.data import labels as L
 from lstm_tv.data.video import VIDEO_EXTENSIONS, read_frames
 from lstm_tv.errors import DatasetError
@@ -48,7 +50,8 @@ class VideoJob:
 
     stem: str
     video: str
-    labels: str
+    labels: str  # the label file (for messages, the manifest and the reuse check)
+    annotation: A.VideoAnnotation
     mask: str | None
     split: str
     size: int
@@ -58,15 +61,19 @@ class VideoJob:
     threads: int = 0  # decoder threads (0 = FFmpeg decides)
 
 
-def discover(src: Path, *, skip_unlabeled: bool = False) -> tuple[list[tuple[str, Path, Path, Path | None]], list[str]]:
-    """Pair ``videos/<stem>.*`` with ``labels/<stem>.txt|.csv`` and ``masks/<stem>.txt``.
+def discover(src: Path, cfg: DataConfig, *, skip_unlabeled: bool = False, labels_format: str | None = None
+             ) -> tuple[list[tuple[str, Path, A.VideoAnnotation, Path | None]], list[str]]:
+    """Pair ``videos/<stem>.*`` with their labels (read and checked now, before any decoding) and masks.
+
+    Labels are ``labels/<stem>.txt|.csv`` or any format of :mod:`lstm_tv.data.annotation_tools`, detected
+    from the files or named by ``labels_format``.
 
     Returns:
-        ``([(stem, video, labels, mask_or_None)], warnings)`` sorted by stem.
+        ``([(stem, video, annotation, mask_or_None)], warnings)`` sorted by stem.
     """
     if not src.is_dir():
         raise DatasetError(f"{src}: source dataset directory not found")
-    vdir, ldir, mdir = src / "videos", src / "labels", src / "masks"
+    vdir, mdir = src / "videos", src / "masks"
     if not vdir.is_dir():
         raise DatasetError(f"{src}: no videos/ directory; expected videos/<stem>.<ext> and labels/<stem>.txt|.csv")
     warnings: list[str] = []
@@ -80,45 +87,31 @@ def discover(src: Path, *, skip_unlabeled: bool = False) -> tuple[list[tuple[str
         if p.stem in videos:
             raise DatasetError(f"{p} and {videos[p.stem]} share the stem {p.stem!r}; stems must be unique")
         videos[p.stem] = p
-    label_files: dict[str, Path] = {}
-    for p in sorted(ldir.iterdir()) if ldir.is_dir() else []:
-        if p.name.startswith(".") or p.suffix.lower() not in (".txt", ".csv"):
-            continue
-        if p.stem in label_files:
-            raise DatasetError(f"{p} and {label_files[p.stem]}: two label files for {p.stem!r}; keep one")
-        label_files[p.stem] = p
-    for stem in sorted(set(label_files) - set(videos)):
-        raise DatasetError(f"{label_files[stem]} has no video {vdir / stem}.<ext>; add the video or remove the labels")
+    found, more = A.collect(src, list(videos), cfg, labels_format)
+    warnings += more
     pairs = []
     for stem, video in videos.items():
-        if stem not in label_files:
-            message = f"{video} has no labels {ldir / stem}.txt or .csv"
+        if stem not in found:
+            message = f"{video} has no labels (labels/{stem}.txt or .csv, or an annotation tool's file naming it)"
             if not skip_unlabeled:
                 raise DatasetError(f"{message}; add them, or pass --skip-unlabeled to leave the video out")
             warnings.append(f"{message}; left out (--skip-unlabeled)")
             continue
         mask = mdir / f"{stem}.txt"
-        pairs.append((stem, video, label_files[stem], mask if mask.is_file() else None))
+        if mask.is_file():
+            L.read_mask(mask)  # a bad mask fails now, not after hours of decoding
+        pairs.append((stem, video, found[stem], mask if mask.is_file() else None))
     if not pairs:
         raise DatasetError(f"{src}: no labelled videos found in {vdir}")
     return pairs, warnings
 
 
-def precheck_labels(pairs, classes: list[str]) -> None:
-    """Parse every label and mask file before any decoding, so bad labels fail in seconds, not hours."""
-    for _, _, labels, mask in pairs:
-        if labels.suffix.lower() == ".txt":
-            L.read_frame_labels(labels, classes)
-        else:
-            L.read_segments(labels, classes)
-        if mask is not None:
-            L.read_mask(mask)
-
-
-def assign_splits(src: Path, stems: list[str], ratios: list[float]) -> dict[str, str]:
-    """Splits from ``splits.csv`` where it names a video, else a stable hash of the stem."""
+def assign_splits(src: Path, pairs, ratios: list[float]) -> dict[str, str]:
+    """Splits from ``splits.csv`` where it names a video, else the labels' own split (MS-TCN bundles,
+    ActivityNet subsets), else a stable hash of the stem."""
+    stems = [p[0] for p in pairs]
     named = L.read_splits(src / "splits.csv", stems) if (src / "splits.csv").is_file() else {}
-    return {stem: named.get(stem) or L.hash_split(stem, ratios) for stem in stems}
+    return {stem: named.get(stem) or ann.split or L.hash_split(stem, ratios) for stem, _, ann, _ in pairs}
 
 
 def prepare_video(job: VideoJob) -> dict:
@@ -137,17 +130,7 @@ def prepare_video(job: VideoJob) -> dict:
             times.append(t)
     n = len(times)
     classes = list(job.classes)
-    warnings = []
-    if Path(job.labels).suffix.lower() == ".txt":  # as discover() and precheck_labels() decide: a.TXT too
-        labels, warning = L.fit_length(L.read_frame_labels(job.labels, classes), n, job.labels)
-        warnings += [warning] if warning else []
-    else:
-        segments = L.read_segments(job.labels, classes)
-        labels = L.segments_to_frames(segments, times, classes.index(job.background))
-        late = [s.line for s in segments if s.start > times[-1] + L.TIME_SLACK]
-        if late:
-            warnings.append(f"{job.labels}: line {late[0]} (and {len(late) - 1} more) starts after the last frame "
-                            f"({times[-1]:.3f} s); times are in seconds")
+    labels, warnings = A.to_frame_labels(job.annotation, times, classes.index(job.background))
     np.save(out / "labels.npy", np.asarray(labels, dtype=np.int64))
     np.save(out / "times.npy", np.asarray(times, dtype=np.float64))
     if job.mask is not None:
@@ -176,9 +159,10 @@ def _stamp(job: VideoJob) -> list:
     return [[p, os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in files]
 
 
-def _fingerprint(src: Path, cfg: DataConfig) -> dict:
+def _fingerprint(src: Path, cfg: DataConfig, labels_format: str | None) -> dict:
     return {"source": str(src.resolve()), "size": cfg.size, "classes": list(cfg.classes),
-            "background": cfg.background, "format_version": FORMAT_VERSION}
+            "background": cfg.background, "class_map": cfg.class_map, "unmapped": cfg.unmapped,
+            "eaf_tier": cfg.eaf_tier, "labels_format": labels_format, "format_version": FORMAT_VERSION}
 
 
 def _reusable(job: VideoJob) -> dict | None:
@@ -199,6 +183,7 @@ def _reusable(job: VideoJob) -> dict | None:
 
 def prepare_dataset(src: str | Path, out: str | Path, cfg: DataConfig, *, workers: int | None = None,
                     skip_unlabeled: bool = False, overwrite: bool = False, decode_threads: int | None = None,
+                    labels_format: str | None = None,
                     progress: Callable[[int, int, str], None] | None = None,
                     warn: Callable[[str], None] | None = None) -> dict:
     """Prepare ``src`` (raw layout) into ``out``; return the manifest.
@@ -206,7 +191,7 @@ def prepare_dataset(src: str | Path, out: str | Path, cfg: DataConfig, *, worker
     Args:
         src: raw dataset directory (``videos/``, ``labels/``, optional ``masks/``, ``splits.csv``).
         out: destination; must not exist unless ``overwrite``.
-        cfg: ``data`` settings (size, classes, background, split ratios).
+        cfg: ``data`` settings (size, classes, background, split ratios, class_map, unmapped, eaf_tier).
         workers: processes decoding videos in parallel (default: number of CPU cores).
         skip_unlabeled: leave out videos without labels (a warning) instead of failing.
         overwrite: replace an existing ``out``.
@@ -214,6 +199,7 @@ def prepare_dataset(src: str | Path, out: str | Path, cfg: DataConfig, *, worker
             workers (one worker decodes with all cores).
         progress: called with ``(done, total, stem)`` after each video.
         warn: called with each warning line.
+        labels_format: a format of :data:`lstm_tv.data.annotation_tools.FORMATS`; None detects it per file.
     Raises:
         DatasetError, LabelError, VideoError: with one line naming the file.
     """
@@ -221,22 +207,21 @@ def prepare_dataset(src: str | Path, out: str | Path, cfg: DataConfig, *, worker
     warn = warn or (lambda message: None)
     if out.exists() and not overwrite:
         raise DatasetError(f"{out}: already exists; choose another OUT or pass --overwrite to replace it")
-    pairs, warnings = discover(src, skip_unlabeled=skip_unlabeled)
+    pairs, warnings = discover(src, cfg, skip_unlabeled=skip_unlabeled, labels_format=labels_format)
     for w in warnings:
         warn(w)
     classes = list(cfg.classes)
-    precheck_labels(pairs, classes)
-    splits = assign_splits(src, [p[0] for p in pairs], cfg.split_ratios)
+    splits = assign_splits(src, pairs, cfg.split_ratios)
 
     partial = out.with_name(out.name + ".partial")
-    fingerprint = _fingerprint(src, cfg)
+    fingerprint = _fingerprint(src, cfg, labels_format)
     _open_partial(partial, fingerprint)  # creates OUT's parent only now that the inputs have been checked
     workers = min(workers or os.cpu_count() or 1, len(pairs))
     # Parallel workers split the cores between them rather than each decoding with every core.
     threads = decode_threads if decode_threads is not None else max(1, (os.cpu_count() or 1) // workers)
-    jobs = [VideoJob(stem, str(video), str(labels), str(mask) if mask else None, splits[stem], cfg.size,
+    jobs = [VideoJob(stem, str(video), ann.path, ann, str(mask) if mask else None, splits[stem], cfg.size,
                      tuple(classes), cfg.background, str(partial / "videos" / stem), threads)
-            for stem, video, labels, mask in pairs]
+            for stem, video, ann, mask in pairs]
     results = _run_jobs(jobs, workers, progress, warn)
 
     manifest = {
