@@ -12,8 +12,8 @@ import torch
 from lstm_tv.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from lstm_tv.config import load_config
 from lstm_tv.data.dataset import PreparedDataset
-from lstm_tv.errors import CheckpointError
 from lstm_tv.engine import make_scheduler
+from lstm_tv.errors import CheckpointError
 from lstm_tv.train import train
 from lstm_tv.training import class_weights
 from lstm_tv.ui import QUIET
