@@ -1,9 +1,7 @@
 """``lstm-tv bench``: which memory cell carries a cue across a gap, measured on the synthetic TV dataset.
 
-What it measures, and why
--------------------------
-The story behind lstm-tv makes four claims about the ambiguous canine (a silhouette whose class,
-wolf or dog, follows only from a cue seen ``gap`` frames earlier):
+What it measures, and why: the story behind lstm-tv makes four claims about the ambiguous canine
+(a silhouette whose class, wolf or dog, follows only from a cue seen ``gap`` frames earlier):
 
 * a frame-only model (``none``) cannot tell it at all: about a coin flip on the masked frames;
 * a fixed window (``tdnn``, ``model.window`` frames) sees the cue only while it is inside the window;
@@ -30,8 +28,9 @@ Outputs (under ``--out``, default ``runs/bench``)::
     accuracy_by_distance.csv           masked accuracy per distance bin and cell (seeds and datasets pooled)
     masked_accuracy_by_gap.png         the same as a figure, with the per-setting summary beside it
 
-The tables and the figure are rewritten after every run, so an interrupted or partly failed bench
-keeps what it measured; a run that fails is reported and the others go on.
+The tables and the figure (:mod:`lstm_tv.bench_report`) are rewritten after every run, so an
+interrupted or partly failed bench keeps what it measured; a run that fails is reported, the others go on.
+The datasets are :mod:`lstm_tv.bench_data`'s.
 """
 
 from __future__ import annotations
@@ -72,7 +71,7 @@ from lstm_tv.training import fit
 from lstm_tv.ui import QUIET, Bar, Reporter
 from lstm_tv.validation import evaluate_model
 
-QUICK_CELLS = ("none", "rnn", "lstm")
+QUICK_CELLS = ("none", "rnn", "lstm")  # --quick's default cells (all cells: bench_report.ALL_CELLS)
 
 # The default budget, shared by every run (cell and seed aside). Smaller frames and encoder than
 # `lstm-tv train`'s default (32 px, width 16) and a fixed number of joint steps keep one run of a fused
@@ -102,8 +101,7 @@ DEFAULT_SEEDS, QUICK_SEEDS = 1, 1
 
 # Set by the bench for each run; a --config file or override may not change them.
 BENCH_KEYS = ("model.cell", "synth.gap_min", "synth.gap_max", "data.dir", "data.raw", "run.dir", "run.name")
-
-RESULT_FILE = "bench_result.json"
+RESULT_FILE = "bench_result.json"  # in each run's directory: its result, for --resume
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -252,7 +250,7 @@ def train_and_evaluate(spec: RunSpec, base: Config, dataset: BenchDataset, runs_
     if previous is not None:
         return {**previous, "reused": True}
     if run_dir.exists():
-        shutil.rmtree(run_dir)  # a stale or unfinished run of this bench: train() refuses to overwrite one
+        shutil.rmtree(run_dir)  # a stale or unfinished run of this bench: fit() refuses to overwrite one
     start = time.perf_counter()
     try:
         fit(cfg, reporter=RunReporter(reporter.enabled))
@@ -346,15 +344,20 @@ def run_bench(out: str | Path = "runs/bench", *, cells: list[str] | None = None,
             # Rewritten after every run: an interrupted bench keeps everything measured so far.
             outputs = write_outputs(out, results, cells, gaps, base, seed_list)
 
-    reporter.grid(f"memory bench: test split, gaps {gap_text(gaps)} frames, {n_seeds} seed(s)", TABLE_HEADER,
+    _report(reporter, outputs, gaps, n_seeds, len(specs), time.perf_counter() - start)
+    return outputs
+
+
+def _report(reporter: Reporter, outputs: BenchOutputs, gaps: list[str], seeds: int, runs: int, seconds: float) -> None:
+    """The bench's table and where its files are; an error naming the runs that failed, if any did."""
+    reporter.grid(f"memory bench: test split, gaps {gap_text(gaps)} frames, {seeds} seed(s)", TABLE_HEADER,
                   [table_cells(r) for r in outputs.rows])
-    reporter.info(f"{len(specs)} runs in {time.perf_counter() - start:.0f} s; results: {outputs.csv}, "
+    reporter.info(f"{runs} runs in {seconds:.0f} s; results: {outputs.csv}, "
                   f"{outputs.markdown}, {outputs.plot} (per run: {outputs.runs_csv})")
     if outputs.failed:
         names = ", ".join(f"{r['cell']}-{r['gaps']}-s{r['seed']}" for r in outputs.failed)
-        raise LstmTvError(f"{len(outputs.failed)} of {len(specs)} bench runs failed ({names}); the others' results "
+        raise LstmTvError(f"{len(outputs.failed)} of {runs} bench runs failed ({names}); the others' results "
                           f"are in {outputs.csv}; see error.txt in each failed run's directory")
-    return outputs
 
 
 @contextlib.contextmanager
