@@ -2,7 +2,7 @@
 
 1. Cost of memory: one training step (forward, backward, AdamW) of the default model against the same
    model with ``model.cell=none``, on the same batch. Goal: lstm / none <= 1.25.
-2. Input pipeline: frames/s of ``train_one_epoch`` reading clips through the real DataLoader
+2. Input pipeline: frames/s of ``engine.train_epoch`` reading clips through the real DataLoader
    (memory maps, augmentation, ``train.workers`` processes) against the same batches already held in
    memory. Goal: loader / in-memory >= 0.9.
 
@@ -24,8 +24,10 @@ from torch import nn
 from lstm_tv.config import load_config
 from lstm_tv.data.augment import ClipAugment
 from lstm_tv.data.dataset import IGNORE, ClipDataset, PreparedDataset
+from lstm_tv.engine import Optimisation, StepGuard, make_optimizer, make_scheduler, train_epoch
 from lstm_tv.model.classifier import build_model
-from lstm_tv.train import autocast_dtype, loader_workers, make_optimizer, make_scheduler, train_one_epoch
+from lstm_tv.phases import loader_workers
+from lstm_tv.training import autocast_dtype
 
 
 class NoBar:
@@ -90,13 +92,16 @@ def input_pipeline(cfg, data: PreparedDataset, steps: int, rounds: int) -> None:
             model.set_channels_last(True)
             model.encoder_autocast = autocast_dtype(cfg.train.amp, device)
             opt = make_optimizer(model, cfg.train.weight_decay, cfg.train.lr)
-            sched = make_scheduler(opt, 1, 10**6, 0.0)
-            stats = train_one_epoch(model, source, opt, sched, loss_fn, cfg.train.tbptt, cfg.train.grad_clip, device,
-                                    NoBar())
+            optimisation = Optimisation(list(model.parameters()), opt, make_scheduler(opt, 1, 10**6, 0.0),
+                                        cfg.train.grad_clip)
+            batches = ((b["frames"].to(device), b["labels"].to(device)) for b in source)
+            stats = train_epoch(model, batches, len(source), cfg.train.tbptt, loss_fn, optimisation, StepGuard(),
+                                NoBar())
             if r:
                 rates[name].append(stats["frames"] / stats["seconds"])
     loader_rate, memory_rate = statistics.median(rates["loader"]), statistics.median(rates["in memory"])
-    print(f"input pipeline: {steps} batches, workers={workers} ({cfg.train.workers}), augment={cfg.train.augment}: loader "
+    print(f"input pipeline: {steps} batches, workers={workers} ({cfg.train.workers}), "
+          f"augment={cfg.train.augment}: loader "
           f"{loader_rate:.0f} frames/s, in memory {memory_rate:.0f} frames/s; loader / in memory = "
           f"{loader_rate / memory_rate:.3f}  (medians of {rounds} rounds; goal >= 0.9)")
 
@@ -105,7 +110,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=None, help="prepared dataset (default: data.dir of the config)")
     parser.add_argument("--steps", type=int, default=12, help="batches per input-pipeline measurement")
-    parser.add_argument("--rounds", type=int, default=4, help="measured rounds of the input pipeline (after one warm-up)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="measured rounds of the input pipeline (after one warm-up)")
     parser.add_argument("--repeats", type=int, default=8, help="timed steps per model for the cost of memory")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()

@@ -1,9 +1,7 @@
 """``lstm-tv bench``: which memory cell carries a cue across a gap, measured on the synthetic TV dataset.
 
-What it measures, and why
--------------------------
-The story behind lstm-tv makes four claims about the ambiguous canine (a silhouette whose class,
-wolf or dog, follows only from a cue seen ``gap`` frames earlier):
+What it measures, and why: the story behind lstm-tv makes four claims about the ambiguous canine
+(a silhouette whose class, wolf or dog, follows only from a cue seen ``gap`` frames earlier):
 
 * a frame-only model (``none``) cannot tell it at all: about a coin flip on the masked frames;
 * a fixed window (``tdnn``, ``model.window`` frames) sees the cue only while it is inside the window;
@@ -30,50 +28,50 @@ Outputs (under ``--out``, default ``runs/bench``)::
     accuracy_by_distance.csv           masked accuracy per distance bin and cell (seeds and datasets pooled)
     masked_accuracy_by_gap.png         the same as a figure, with the per-setting summary beside it
 
-The tables and the figure are rewritten after every run, so an interrupted or partly failed bench
-keeps what it measured; a run that fails is reported and the others go on.
+The tables and the figure (:mod:`lstm_tv.bench_report`) are rewritten after every run, so an
+interrupted or partly failed bench keeps what it measured; a run that fails is reported, the others go on.
+The datasets are :mod:`lstm_tv.bench_data`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import hashlib
-import io
 import json
-import math
 import os
-import re
 import shutil
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from rich.markup import escape
 
-from lstm_tv.checkpoint import config_of, load_checkpoint, model_from_checkpoint
+from lstm_tv.bench_data import GAP_SETTINGS, BenchDataset, bench_dataset, config_hash
+from lstm_tv.bench_report import (
+    ALL_CELLS,
+    TABLE_HEADER,
+    BenchOutputs,
+    budget_text,
+    fmt_value,
+    gap_text,
+    table_cells,
+    write_outputs,
+)
 from lstm_tv.config import Config, from_dict, merge, parse_overrides, read_yaml, render_yaml
-from lstm_tv.data import run_prepare, run_synth
 from lstm_tv.data.dataset import PreparedDataset
-from lstm_tv.data.synth import CUE_KINDS, VideoPlan, video_plan, video_stem
 from lstm_tv.distributed import resolve_device
-from lstm_tv.errors import ConfigError, DatasetError, LstmTvError
-from lstm_tv.evaluate import FrameMetrics
+from lstm_tv.errors import ConfigError, LstmTvError
 from lstm_tv.fileio import write_json, write_text
+from lstm_tv.metrics import METRICS
 from lstm_tv.model.cells import list_cells
-from lstm_tv.stream import array_chunks, stream_logits
-from lstm_tv.train import train
+from lstm_tv.stream import load_model
+from lstm_tv.training import fit
 from lstm_tv.ui import QUIET, Bar, Reporter
+from lstm_tv.validation import evaluate_model
 
-# The two datasets: frames of ``unknown`` between the last cue and a silhouette (inclusive ranges).
-GAP_SETTINGS: dict[str, tuple[int, int]] = {"short": (5, 20), "long": (60, 150)}
-
-ALL_CELLS = ("none", "tdnn", "rnn", "gru", "lstm", "peephole")  # table order: no memory first
-QUICK_CELLS = ("none", "rnn", "lstm")
+QUICK_CELLS = ("none", "rnn", "lstm")  # --quick's default cells (all cells: bench_report.ALL_CELLS)
 
 # The default budget, shared by every run (cell and seed aside). Smaller frames and encoder than
 # `lstm-tv train`'s default (32 px, width 16) and a fixed number of joint steps keep one run of a fused
@@ -103,11 +101,7 @@ DEFAULT_SEEDS, QUICK_SEEDS = 1, 1
 
 # Set by the bench for each run; a --config file or override may not change them.
 BENCH_KEYS = ("model.cell", "synth.gap_min", "synth.gap_max", "data.dir", "data.raw", "run.dir", "run.name")
-
-DISTANCE_BIN = 20  # frames per bin of the accuracy-against-distance curves
-EVAL_CHUNK = 256   # frames per streamed chunk at evaluation (memory, not results, depends on it)
-
-RESULT_FILE = "bench_result.json"
+RESULT_FILE = "bench_result.json"  # in each run's directory: its result, for --resume
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -138,24 +132,24 @@ def bench_config(config_file: str | Path | None = None, overrides: list[str] | N
     """
     tree = merge(Config().to_dict(), parse_overrides(QUICK_BUDGET if quick else BENCH_BUDGET))
     if config_file is not None:
-        update = read_yaml(config_file)
-        tree = merge(tree, update, source=str(config_file))
-        _refuse_bench_keys(update, f" in {config_file}", only_changed=True)
+        layer = read_yaml(config_file)
+        tree = merge(tree, layer, source=str(config_file))
+        _refuse_bench_keys(layer, f" in {config_file}", only_changed=True)
     if overrides:
-        update = parse_overrides(overrides)
-        tree = merge(tree, update)
-        _refuse_bench_keys(update, "", only_changed=False)
+        layer = parse_overrides(overrides)
+        tree = merge(tree, layer)
+        _refuse_bench_keys(layer, "", only_changed=False)
     return from_dict(tree)
 
 
-def _refuse_bench_keys(update: dict, where: str, *, only_changed: bool) -> None:
+def _refuse_bench_keys(layer: dict, where: str, *, only_changed: bool) -> None:
     defaults = Config().to_dict()
     hints = {"model.cell": "use --cells", "synth.gap_min": "use --gaps", "synth.gap_max": "use --gaps"}
     for dotted in BENCH_KEYS:
         section, key = dotted.split(".")
-        if key not in update.get(section, {}):
+        if key not in layer.get(section, {}):
             continue
-        if only_changed and update[section][key] == defaults[section][key]:
+        if only_changed and layer[section][key] == defaults[section][key]:
             continue
         raise ConfigError(f"{dotted}{where}: set by the bench for each run; {hints.get(dotted, 'use --out')}")
 
@@ -170,109 +164,6 @@ def split_names(text: str | None) -> list[str] | None:
 def run_specs(cells: list[str], gaps: list[str], seeds: list[int]) -> list[RunSpec]:
     """Seed-major order, so a complete table (one seed) exists as early as possible."""
     return [RunSpec(cell, g, seed) for seed in seeds for g in gaps for cell in cells]
-
-
-def config_hash(tree: dict) -> str:
-    """A short, stable fingerprint of a nested config dict."""
-    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:10]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Datasets: one per gap setting, generated once
-
-
-@dataclass
-class BenchDataset:
-    """A prepared dataset of one gap setting and, per test video, each frame's distance from the last cue."""
-
-    gaps: str
-    raw: Path
-    prepared: Path
-    cfg: Config
-    distances: dict[str, np.ndarray] = field(default_factory=dict)  # stem -> (T,) int, 0 on unmasked frames
-
-
-def dataset_config(base: Config, gaps: str, root: Path) -> Config:
-    """``base`` with the gap range of ``gaps`` and the dataset's directories under ``root``."""
-    gap_min, gap_max = GAP_SETTINGS[gaps]
-    tree = base.to_dict()
-    tree["synth"].update(gap_min=gap_min, gap_max=gap_max)
-    # The directory name carries a hash of everything that shapes the data, so a changed budget
-    # (another frame size, more videos) gets its own dataset instead of silently reusing an old one.
-    shape = {"synth": tree["synth"], "data": {k: tree["data"][k] for k in ("size", "classes", "background")}}
-    where = root / f"{gaps}-{config_hash(shape)}"
-    tree["data"].update(raw=str(where / "raw"), dir=str(where / "prepared"))
-    return from_dict(tree)
-
-
-def ensure_dataset(base: Config, gaps: str, root: Path, reporter: Reporter) -> BenchDataset:
-    """Generate and prepare the dataset of ``gaps`` under ``root`` unless a previous bench did.
-
-    Both steps are atomic (a temporary directory renamed at the end), so a dataset that exists is whole.
-    """
-    cfg = dataset_config(base, gaps, root)
-    raw, prepared = Path(cfg.data.raw), Path(cfg.data.dir)
-    if (prepared / "manifest.json").is_file():
-        reporter.info(f"{gaps} gaps: reusing {prepared}")
-    else:
-        if not raw.is_dir():
-            reporter.info(f"{gaps} gaps ({cfg.synth.gap_min}-{cfg.synth.gap_max} frames): generating {raw}")
-            run_synth(raw, cfg, reporter)
-        run_prepare(raw, prepared, cfg, reporter)
-        write_json(prepared.parent / "dataset.json", {"gaps": gaps, "synth": cfg.to_dict()["synth"],
-                                                      "data_size": cfg.data.size})
-    data = PreparedDataset(prepared)
-    return BenchDataset(gaps, raw, prepared, cfg, masked_distances(data, cfg))
-
-
-def cue_distances(plan: VideoPlan) -> np.ndarray:
-    """Per frame of a synthetic video: frames since a cue was last on screen, on masked frames; else 0.
-
-    The first frame after the cue's last frame is at distance 1, so a silhouette after a gap of g
-    empty frames starts at distance g + 1.
-
-    Args:
-        plan: the video's synthetic plan.
-
-    Raises:
-        DatasetError: a silhouette has no cue of its own channel before it (the plan breaks the
-            dataset's rules, so its distances would mean nothing).
-    """
-    distance = np.zeros(len(plan.mask), dtype=np.int64)
-    cues = [e for e in plan.events if e.kind in CUE_KINDS]
-    for event in (e for e in plan.events if e.ambiguous):
-        before = [c for c in cues if c.end <= event.start]
-        last = max(before, key=lambda c: c.end, default=None)
-        if last is None or last.channel != event.channel:
-            raise DatasetError(f"silhouette at frames {event.start}-{event.end} has no {event.channel} cue before it")
-        distance[event.start:event.end] = np.arange(event.start, event.end) - (last.end - 1)
-    return distance
-
-
-def masked_distances(data: PreparedDataset, cfg: Config) -> dict[str, np.ndarray]:
-    """Cue distances of every test video of a prepared synthetic dataset, checked against its masks.
-
-    A prepared video's stem is the synthetic one (``tv_0007`` is video 7), so its plan can be drawn
-    again from ``cfg.synth``; the plan's mask must equal the stored one, frame for frame.
-
-    Raises:
-        DatasetError: a stem is not a synthetic one, or a plan does not match the stored mask.
-    """
-    out = {}
-    for video in data.split("test"):
-        match = re.fullmatch(r"tv_(\d+)", video.stem)
-        if not match or video_stem(int(match.group(1))) != video.stem:
-            raise DatasetError(f"{data.root}: video {video.stem!r} is not a synthetic one (tv_NNNN)")
-        plan = video_plan(cfg.synth, int(match.group(1)))
-        stored = data.mask(video)
-        if stored is None or stored.shape != plan.mask.shape or not np.array_equal(stored, plan.mask):
-            raise DatasetError(f"{data.root}: the mask of {video.stem} does not match its synthetic plan; "
-                               f"delete {data.root.parent} and re-run the bench")
-        distance = cue_distances(plan)
-        if not np.array_equal(distance > 0, plan.mask.astype(bool)):
-            raise DatasetError(f"{data.root}: cue distances of {video.stem} do not cover exactly its masked frames")
-        out[video.stem] = distance
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -314,35 +205,31 @@ def count_parameters(model) -> tuple[int, int]:
     return memory, sum(p.numel() for p in model.parameters())
 
 
-def evaluate_run(checkpoint: Path, dataset: BenchDataset) -> dict:
+def evaluate_run(checkpoint: Path, dataset: BenchDataset, device: str = "auto") -> dict:
     """Test metrics of a checkpoint, plus masked frames and hits counted per cue distance.
 
-    Streams each test video through the model as ``lstm-tv evaluate`` does (state carried from chunk
-    to chunk) and feeds the same :class:`~lstm_tv.evaluate.FrameMetrics`.
+    Streams each test video through the model as ``lstm-tv evaluate`` does
+    (:func:`~lstm_tv.validation.evaluate_model`), counting its masked frames by distance on the way.
 
     Returns:
-        The metrics of :meth:`FrameMetrics.compute` (minus per-class details), the parameter counts,
-        and ``by_distance``: ``{"frames": [...], "correct": [...]}`` indexed by distance in frames.
+        Every metric of the table the report holds, the frame counts, the parameter counts, and
+        ``by_distance``: ``{"frames": [...], "correct": [...]}`` indexed by distance in frames.
     """
     data = PreparedDataset(dataset.prepared)
-    ckpt = load_checkpoint(checkpoint)
-    device = resolve_device(config_of(ckpt, checkpoint).train.device)
-    model = model_from_checkpoint(ckpt, checkpoint).to(device)
-    metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
+    dev = resolve_device(device)
+    _, model = load_model(checkpoint, dev)
     longest = max((int(d.max()) for d in dataset.distances.values()), default=0)
     frames_at, correct_at = np.zeros(longest + 1, np.int64), np.zeros(longest + 1, np.int64)
-    for video in data.split("test"):
-        logits = torch.cat(list(stream_logits(model, array_chunks(data.frames(video), EVAL_CHUNK), device)))
-        pred, true = logits.argmax(-1).numpy(), data.labels(video)
-        metrics.update(pred, true, data.mask(video))
+
+    def count_by_distance(video, pred: np.ndarray) -> None:
         distance = dataset.distances[video.stem]
         masked = distance > 0
-        frames_at += np.bincount(distance[masked], minlength=longest + 1)
-        correct_at += np.bincount(distance[masked & (pred == true)], minlength=longest + 1)
-    report = metrics.compute(data.classes)
+        frames_at[:] += np.bincount(distance[masked], minlength=longest + 1)
+        correct_at[:] += np.bincount(distance[masked & (pred == data.labels(video))], minlength=longest + 1)
+
+    report = evaluate_model(model, data, data.split("test"), dev, on_video=count_by_distance).compute(data.classes)
     memory, total = count_parameters(model)
-    keep = ("frame_accuracy", "macro_f1", "masked_accuracy", "edit", "f1@10", "f1@25", "f1@50", "frames",
-            "masked_frames", "videos")
+    keep = [m.key for m in METRICS] + ["frames", "masked_frames", "videos"]
     return {**{k: report[k] for k in keep if k in report}, "memory_params": memory, "total_params": total,
             "by_distance": {"frames": frames_at.tolist(), "correct": correct_at.tolist()}}
 
@@ -363,13 +250,13 @@ def train_and_evaluate(spec: RunSpec, base: Config, dataset: BenchDataset, runs_
     if previous is not None:
         return {**previous, "reused": True}
     if run_dir.exists():
-        shutil.rmtree(run_dir)  # a stale or unfinished run of this bench: train() refuses to overwrite one
+        shutil.rmtree(run_dir)  # a stale or unfinished run of this bench: fit() refuses to overwrite one
     start = time.perf_counter()
     try:
-        train(cfg, reporter=RunReporter(reporter.enabled))
+        fit(cfg, reporter=RunReporter(reporter.enabled))
         result["train_seconds"] = round(time.perf_counter() - start, 1)
         start = time.perf_counter()
-        result.update(evaluate_run(run_dir / "best.ckpt", dataset))
+        result.update(evaluate_run(run_dir / "best.ckpt", dataset, cfg.train.device))
         result["eval_seconds"] = round(time.perf_counter() - start, 1)
         result["status"] = "ok"
     except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, and the bench goes on
@@ -397,235 +284,6 @@ def _finished_result(run_dir: Path, fingerprint: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return result if result.get("status") == "ok" and result.get("config_hash") == fingerprint else None
-
-
-# ---------------------------------------------------------------------------------------------------
-# Summaries: over seeds per (cell, gap setting), and per distance bin per cell
-
-
-SUMMARY_COLUMNS = ["cell", "gaps", "gap_min", "gap_max", "seeds", "masked_accuracy", "masked_accuracy_std",
-                   "frame_accuracy", "macro_f1", "edit", "f1@50", "memory_params", "total_params", "train_seconds",
-                   "failed"]
-RUN_COLUMNS = ["cell", "gaps", "gap_min", "gap_max", "seed", "status", "masked_accuracy", "frame_accuracy", "macro_f1",
-               "edit", "f1@10", "f1@25", "f1@50", "masked_frames", "frames", "memory_params", "total_params",
-               "train_seconds", "eval_seconds", "run_dir", "error"]
-DISTANCE_COLUMNS = ["cell", "distance_from", "distance_to", "frames", "correct", "accuracy"]
-
-
-def _values(results: list[dict], key: str) -> list[float]:
-    return [float(r[key]) for r in results if r.get(key) is not None]
-
-
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values)) if values else math.nan
-
-
-def _std(values: list[float]) -> float:
-    """Sample standard deviation over seeds; nan (an empty CSV cell) below two seeds: no spread measured."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
-
-
-def summarise(results: list[dict], cells: list[str], gaps: list[str]) -> list[dict]:
-    """One row per (cell, gap setting) that has results: means over seeds (and the masked spread)."""
-    rows = []
-    for g in gaps:
-        for cell in cells:
-            mine = [r for r in results if r["cell"] == cell and r["gaps"] == g]
-            if not mine:
-                continue
-            ok = [r for r in mine if r["status"] == "ok"]
-            masked = _values(ok, "masked_accuracy")
-            rows.append({
-                "cell": cell, "gaps": g, "gap_min": GAP_SETTINGS[g][0], "gap_max": GAP_SETTINGS[g][1],
-                "seeds": len(ok), "masked_accuracy": _mean(masked), "masked_accuracy_std": _std(masked),
-                **{k: _mean(_values(ok, k)) for k in ("frame_accuracy", "macro_f1", "edit", "f1@50", "train_seconds")},
-                "memory_params": ok[0]["memory_params"] if ok else None,
-                "total_params": ok[0]["total_params"] if ok else None,
-                "failed": len(mine) - len(ok),
-            })
-    return rows
-
-
-def pooled_by_distance(results: list[dict], cell: str) -> tuple[np.ndarray, np.ndarray]:
-    """Masked frames and hits per distance of one cell, summed over its successful runs (both datasets)."""
-    counts = [r["by_distance"] for r in results if r["cell"] == cell and r["status"] == "ok"]
-    longest = max((len(c["frames"]) for c in counts), default=0)
-    frames, correct = np.zeros(longest, np.int64), np.zeros(longest, np.int64)
-    for c in counts:
-        frames[:len(c["frames"])] += c["frames"]
-        correct[:len(c["correct"])] += c["correct"]
-    return frames, correct
-
-
-def distance_rows(results: list[dict], cells: list[str], width: int = DISTANCE_BIN) -> list[dict]:
-    """Masked accuracy per distance bin ``[from, to)`` and cell; bins without masked frames are left out."""
-    rows = []
-    for cell in cells:
-        frames, correct = pooled_by_distance(results, cell)
-        for lo in range(0, len(frames), width):
-            n, k = int(frames[lo:lo + width].sum()), int(correct[lo:lo + width].sum())
-            if n:
-                rows.append({"cell": cell, "distance_from": lo, "distance_to": lo + width, "frames": n,
-                             "correct": k, "accuracy": k / n})
-    return rows
-
-
-# ---------------------------------------------------------------------------------------------------
-# Writing: CSV, Markdown, the terminal table and the figure
-
-
-def _csv_text(columns: list[str], rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _csv_value(row.get(k)) for k in columns})
-    return buf.getvalue()
-
-
-def _csv_value(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def _fmt(value, digits: int = 3) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-TABLE_HEADER = ["cell", "gaps", "masked acc", "frame acc", "edit", "F1@50", "mem params", "params", "train s"]
-
-
-def table_cells(row: dict) -> list[str]:
-    """One summary row as the strings of :data:`TABLE_HEADER` (shared by the terminal and Markdown).
-
-    ``mem params`` counts the memory cell and the linear head (what differs between cells), ``params``
-    the whole model (the encoder is the same in every run).
-    """
-    masked = _fmt(row["masked_accuracy"])
-    if row["seeds"] > 1:
-        masked += f" ± {_fmt(row['masked_accuracy_std'])}"
-    if row["failed"]:
-        masked += f" ({row['failed']} failed)"
-    params = [f"{row[k]:,}" if row[k] is not None else "–" for k in ("memory_params", "total_params")]
-    return [row["cell"], row["gaps"], masked, _fmt(row["frame_accuracy"]),
-            _fmt(row["edit"], 1), _fmt(row["f1@50"], 1), *params, _fmt(row["train_seconds"], 0)]
-
-
-def _gap_text(gaps: list[str]) -> str:
-    return ", ".join(f"{g} {GAP_SETTINGS[g][0]}-{GAP_SETTINGS[g][1]}" for g in gaps)
-
-
-def markdown(rows: list[dict], dist_rows: list[dict], cells: list[str], gaps: list[str], base: Config,
-             seeds: list[int], plot_name: str) -> str:
-    """results.md: the summary table, accuracy per distance bin, and the budget the runs shared."""
-    intro = (f"Test split of the synthetic TV dataset; gaps {_gap_text(gaps)} frames; seeds "
-             f"{', '.join(map(str, seeds))}. Masked accuracy is the accuracy on the ambiguous-canine frames "
-             "(mean ± sample std over seeds); edit and F1@50 are on the 0-100 scale; mem params counts the "
-             "memory cell and head, params the whole model; train s is the mean wall time of one training run.")
-    lines = ["# lstm-tv bench: memory cells on short and long gaps", "", intro, "",
-             *_markdown_table(TABLE_HEADER, [table_cells(r) for r in rows])]
-    bins = sorted({(r["distance_from"], r["distance_to"]) for r in dist_rows})
-    if bins:
-        by_key = {(r["cell"], r["distance_from"]): r for r in dist_rows}
-        table = [[f"{lo}-{hi - 1}"] + [f"{by_key[c, lo]['accuracy']:.3f} ({by_key[c, lo]['frames']})"
-                                       if (c, lo) in by_key else "–" for c in cells] for lo, hi in bins]
-        caption = ("Masked accuracy by frames since the last cue (both datasets and all seeds pooled; masked "
-                   f"frames in brackets). Figure: `{plot_name}`.")
-        lines += ["", caption, "", *_markdown_table(["frames since cue", *cells], table)]
-    lines += ["", f"Budget shared by every run: {budget_text(base)}. Full config: `bench_config.yaml`.", ""]
-    return "\n".join(lines)
-
-
-def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
-
-
-def budget_text(cfg: Config) -> str:
-    """The budget of a bench config in one sentence (data, model, both training phases)."""
-    m, t, s = cfg.model, cfg.train, cfg.synth
-    data = f"{s.videos} videos x {s.frames} frames at {cfg.data.size} px per gap setting"
-    model = (f"{m.encoder} encoder (width {m.width}, embed {m.embed}), hidden {m.hidden}, {m.layers} layer(s), "
-             f"tdnn window {m.window}")
-    steps = f"{t.steps_per_epoch} steps" if t.steps_per_epoch else "all training frames"
-    phases = (f"{t.epochs} joint epochs x {steps} of {t.batch_size} clips x {t.clip_frames} frames "
-              f"(tbptt {t.tbptt}, lr {t.lr}), then {t.memory_epochs} memory epochs (lr {t.memory_lr})")
-    return f"{data}; {model}; {phases}"
-
-
-def plot_results(path: Path, results: list[dict], rows: list[dict], cells: list[str], gaps: list[str],
-                 window: int) -> None:
-    """Left: masked accuracy against frames since the last cue, one line per cell. Right: per gap setting."""
-    from lstm_tv import plots  # noqa: I001 - first: it selects the Agg backend (no display needed)
-    import matplotlib.pyplot as plt
-
-    fig, (ax, ax_bar) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
-    colours = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(ALL_CELLS)}
-    for cell in cells:
-        pts = distance_rows(results, [cell])
-        if pts:
-            ax.plot([(r["distance_from"] + r["distance_to"] - 1) / 2 for r in pts], [r["accuracy"] for r in pts],
-                    marker="o", ms=4, label=cell, color=colours.get(cell))
-    for k, g in enumerate(gaps):
-        lo, hi = GAP_SETTINGS[g]
-        # A silhouette after a gap of g frames starts at distance g + 1 and lasts up to 36 frames.
-        ax.axvspan(lo + 1, hi + 1, color="grey", alpha=0.1, lw=0, label="silhouette onsets" if k == 0 else None)
-    if "tdnn" in cells:
-        ax.axvline(window, color=colours["tdnn"], ls=":", lw=1, label=f"tdnn window ({window})")
-    ax.axhline(0.5, color="black", ls="--", lw=0.8, label="coin flip")
-    ax.set_xlim(left=0)
-    ax.set_xlabel("frames since the last cue")
-    ax.set_ylabel("masked accuracy (test)")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("per masked frame, seeds pooled")
-    ax.legend(fontsize=8, ncol=2, loc="lower left")
-
-    width = 0.8 / max(1, len(gaps))
-    for j, g in enumerate(gaps):
-        mine = {r["cell"]: r for r in rows if r["gaps"] == g}
-        xs = [i + (j - (len(gaps) - 1) / 2) * width for i in range(len(cells))]
-        ys = [mine[c]["masked_accuracy"] if c in mine else np.nan for c in cells]
-        err = [np.nan_to_num(mine[c]["masked_accuracy_std"]) if c in mine else 0.0 for c in cells]
-        ax_bar.bar(xs, ys, width, yerr=err, capsize=2, label=f"{g} ({GAP_SETTINGS[g][0]}-{GAP_SETTINGS[g][1]})")
-    ax_bar.axhline(0.5, color="black", ls="--", lw=0.8)
-    ax_bar.set_xticks(range(len(cells)), cells)
-    ax_bar.set_ylim(0, 1.02)
-    ax_bar.set_title("per gap setting (mean ± std over seeds)")
-    ax_bar.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    plots.save(fig, path)
-
-
-@dataclass
-class BenchOutputs:
-    """Where a bench wrote its results, and its summary rows."""
-
-    csv: Path
-    markdown: Path
-    plot: Path
-    runs_csv: Path
-    distance_csv: Path
-    rows: list[dict]
-    results: list[dict]
-
-    @property
-    def failed(self) -> list[dict]:
-        return [r for r in self.results if r["status"] != "ok"]
-
-
-def write_outputs(out: Path, results: list[dict], cells: list[str], gaps: list[str], base: Config,
-                  seeds: list[int]) -> BenchOutputs:
-    """(Re)write every table and the figure from the results so far (each file atomically)."""
-    rows = summarise(results, cells, gaps)
-    dist = distance_rows(results, cells)
-    outputs = BenchOutputs(out / "results.csv", out / "results.md", out / "masked_accuracy_by_gap.png",
-                           out / "runs.csv", out / "accuracy_by_distance.csv", rows, results)
-    write_text(outputs.csv, _csv_text(SUMMARY_COLUMNS, rows))
-    write_text(outputs.runs_csv, _csv_text(RUN_COLUMNS, results))
-    write_text(outputs.distance_csv, _csv_text(DISTANCE_COLUMNS, dist))
-    write_text(outputs.markdown, markdown(rows, dist, cells, gaps, base, seeds, outputs.plot.name))
-    plot_results(outputs.plot, results, rows, cells, gaps, base.model.window)
-    return outputs
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -673,7 +331,7 @@ def run_bench(out: str | Path = "runs/bench", *, cells: list[str] | None = None,
     reporter.info(f"bench: {len(cells)} cells ({', '.join(cells)}) x {len(gaps)} gap settings x {n_seeds} seed(s) "
                   f"= {len(specs)} runs into [bold]{out}[/]" + (" (--quick)" if quick else ""))
     reporter.info(f"budget of every run: {budget_text(base)}")
-    datasets = {g: ensure_dataset(base, g, out / "data", reporter) for g in gaps}
+    datasets = {g: bench_dataset(base, g, out / "data", reporter) for g in gaps}
 
     results: list[dict] = []
     start = time.perf_counter()
@@ -686,15 +344,20 @@ def run_bench(out: str | Path = "runs/bench", *, cells: list[str] | None = None,
             # Rewritten after every run: an interrupted bench keeps everything measured so far.
             outputs = write_outputs(out, results, cells, gaps, base, seed_list)
 
-    reporter.grid(f"memory bench: test split, gaps {_gap_text(gaps)} frames, {n_seeds} seed(s)", TABLE_HEADER,
+    _report(reporter, outputs, gaps, n_seeds, len(specs), time.perf_counter() - start)
+    return outputs
+
+
+def _report(reporter: Reporter, outputs: BenchOutputs, gaps: list[str], seeds: int, runs: int, seconds: float) -> None:
+    """The bench's table and where its files are; an error naming the runs that failed, if any did."""
+    reporter.grid(f"memory bench: test split, gaps {gap_text(gaps)} frames, {seeds} seed(s)", TABLE_HEADER,
                   [table_cells(r) for r in outputs.rows])
-    reporter.info(f"{len(specs)} runs in {time.perf_counter() - start:.0f} s; results: {outputs.csv}, "
+    reporter.info(f"{runs} runs in {seconds:.0f} s; results: {outputs.csv}, "
                   f"{outputs.markdown}, {outputs.plot} (per run: {outputs.runs_csv})")
     if outputs.failed:
         names = ", ".join(f"{r['cell']}-{r['gaps']}-s{r['seed']}" for r in outputs.failed)
-        raise LstmTvError(f"{len(outputs.failed)} of {len(specs)} bench runs failed ({names}); the others' results "
+        raise LstmTvError(f"{len(outputs.failed)} of {runs} bench runs failed ({names}); the others' results "
                           f"are in {outputs.csv}; see error.txt in each failed run's directory")
-    return outputs
 
 
 @contextlib.contextmanager
@@ -731,6 +394,6 @@ def _result_line(spec: RunSpec, result: dict) -> str:
     if result["status"] != "ok":
         return what + f"[red]failed[/] ({escape(result.get('error', ''))})"  # the message is not markup
     masked = result.get("masked_accuracy")
-    text = (f"masked {_fmt(masked)}, frame {_fmt(result['frame_accuracy'])}, "
+    text = (f"masked {fmt_value(masked)}, frame {fmt_value(result['frame_accuracy'])}, "
             f"train {result['train_seconds']:.0f} s")
     return what + text + (" (reused)" if result.get("reused") else "")

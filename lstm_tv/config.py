@@ -23,6 +23,7 @@ from typing import Any, Union
 import yaml
 
 from lstm_tv.errors import ConfigError
+from lstm_tv.metrics import TRACKED
 
 DEFAULT_CLASSES = ["wolf", "dog", "bear", "goldfish", "unknown"]
 
@@ -129,7 +130,7 @@ class TrainConfig:
                              choices=("stop", "skip"))
     patience: int = setting(0, "stop after this many epochs without a better best_metric (0 = never)", min=0)
     best_metric: str = setting("masked_accuracy", "validation metric that picks best.ckpt (frame_accuracy when data has no masks)",
-                               choices=("masked_accuracy", "frame_accuracy", "macro_f1", "edit", "f1@50"))
+                               choices=tuple(m.key for m in TRACKED))
     workers: Union[int, str] = setting("auto", "data-loader worker processes: 0 = load in the training process; auto = 0 on machines with up to 2 cores (workers would compete with training for them), else min(4, cores - 2)")
     steps_per_epoch: int = setting(0, "optimisation steps per epoch (0 = enough clips to cover the training frames once)", min=0)
 

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lstm_tv.fileio import atomic_path  # noqa: E402
+from lstm_tv.metrics import TRACKED  # noqa: E402
 
 
 def save(fig, path: str | Path) -> None:
@@ -30,11 +31,12 @@ def learning_curves(history: list[dict], path: str | Path) -> None:
     ax_loss.set_ylabel("cross-entropy")
     ax_loss.set_yscale("log")
     ax_loss.legend()
-    for key, label in [("val_frame_accuracy", "frame accuracy"), ("val_masked_accuracy", "masked accuracy"),
-                       ("val_macro_f1", "macro-F1")]:
-        values = [row.get(key) for row in history]
+    for m in TRACKED:
+        if m.scale != 1.0:
+            continue  # the 0-100 segment scores would flatten the fractions on a shared axis
+        values = [row.get(f"val_{m.key}") for row in history]
         if any(v is not None and v != "" for v in values):
-            ax_metric.plot(epochs, [np.nan if v in (None, "") else float(v) for v in values], marker=".", label=label)
+            ax_metric.plot(epochs, [np.nan if v in (None, "") else float(v) for v in values], marker=".", label=m.label)
     ax_metric.set_xlabel("epoch")
     ax_metric.set_ylim(0, 1.02)
     ax_metric.set_title("validation")
@@ -95,7 +97,7 @@ def _strip(ax, edges: np.ndarray, labels: np.ndarray, colours: list[tuple[int, i
 def _legend(fig, classes: list[str], colours: list[tuple[int, int, int]]) -> None:
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=np.asarray(c) / 255.0, label=name) for name, c in zip(classes, colours)]
+    handles = [Patch(color=np.asarray(c) / 255.0, label=name) for name, c in zip(classes, colours, strict=True)]
     fig.legend(handles=handles, loc="upper center", ncol=len(classes), frameon=False, bbox_to_anchor=(0.5, 1.0))
 
 

@@ -8,7 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from lstm_tv.bench import GAP_SETTINGS, bench_config, cue_distances, distance_rows, run_bench, summarise
+from lstm_tv.bench import bench_config, run_bench
+from lstm_tv.bench_data import GAP_SETTINGS, cue_distances
+from lstm_tv.bench_report import distance_rows, summarise
 from lstm_tv.config import load_config
 from lstm_tv.data.synth import CUE_KINDS, video_plan
 from lstm_tv.errors import ConfigError, LstmTvError
@@ -85,10 +87,10 @@ def test_a_failing_run_does_not_lose_the_others(tmp_path, monkeypatch):
 
     real = B.evaluate_run
 
-    def broken_for_rnn(checkpoint, dataset):
+    def broken_for_rnn(checkpoint, dataset, *args):
         if "rnn-" in str(checkpoint):
             raise RuntimeError("simulated failure")
-        return real(checkpoint, dataset)
+        return real(checkpoint, dataset, *args)
 
     monkeypatch.setattr(B, "evaluate_run", broken_for_rnn)
     with pytest.raises(LstmTvError, match="1 of 2 bench runs failed"):

@@ -12,8 +12,10 @@ import torch
 from lstm_tv.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from lstm_tv.config import load_config
 from lstm_tv.data.dataset import PreparedDataset
+from lstm_tv.engine import make_scheduler
 from lstm_tv.errors import CheckpointError
-from lstm_tv.train import class_weights, make_scheduler, train
+from lstm_tv.train import train
+from lstm_tv.training import class_weights
 from lstm_tv.ui import QUIET
 
 
@@ -41,7 +43,8 @@ def test_checkpoint_is_self_sufficient(tiny_config, tiny_prepared, tmp_path, mon
     assert ckpt["size"] == 16 and len(ckpt["mean"]) == 3 and ckpt["version"] == 1
     assert "optimizer" not in ckpt                    # best.ckpt is for using, last.ckpt for resuming
     model = model_from_checkpoint(ckpt)
-    frames = torch.from_numpy(np.array(PreparedDataset(tiny_prepared).frames(PreparedDataset(tiny_prepared).videos[0])[:20]))
+    data = PreparedDataset(tiny_prepared)
+    frames = torch.from_numpy(np.array(data.frames(data.videos[0])[:20]))
     logits, _ = model(frames[None])
     assert logits.shape == (1, 20, 5) and torch.isfinite(logits).all()
 
@@ -54,9 +57,9 @@ def test_resume_matches_an_uninterrupted_run(tiny_config, tmp_path, monkeypatch,
     whole = train(load_config(None, base + [f"run.dir={tmp_path / 'whole'}"]), reporter=QUIET)
 
     # The same run, interrupted in its second (joint) or third (first memory) epoch...
-    import lstm_tv.train as T
+    from lstm_tv.phases import JointPhase, MemoryPhase
 
-    target, name = (T, "train_one_epoch") if stop_in == "joint" else (T.MemoryPhase, "run_epoch")
+    target, name = (JointPhase if stop_in == "joint" else MemoryPhase), "run_epoch"
     real, calls = getattr(target, name), []
 
     def interrupted(*args, **kwargs):
@@ -114,7 +117,7 @@ def test_schedule_warms_up_then_decays():
         sched.step()
     assert lrs[0] < lrs[5] < lrs[9]                    # warm-up over the first epoch
     assert max(lrs) == pytest.approx(1.0, abs=0.02)
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # then cosine decay
+    assert all(a >= b for a, b in zip(lrs[10:-1], lrs[11:], strict=True))  # then cosine decay
     assert lrs[-1] < 0.05
 
 
@@ -196,16 +199,16 @@ def test_validation_equals_evaluate(tiny_config, tmp_path, monkeypatch, extra):
 
 def nan_after(monkeypatch, calls: int):
     """Make the per-frame loss NaN from its ``calls``-th evaluation on."""
-    import lstm_tv.train as T
+    import lstm_tv.engine as engine
 
-    real, seen = T.frame_loss, []
+    real, seen = engine.frame_loss, []
 
     def poisoned(*args):
         seen.append(1)
         loss = real(*args)
         return loss * float("nan") if len(seen) >= calls else loss
 
-    monkeypatch.setattr(T, "frame_loss", poisoned)
+    monkeypatch.setattr(engine, "frame_loss", poisoned)
 
 
 def test_nonfinite_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tiny_config, tmp_path, monkeypatch):
@@ -281,8 +284,7 @@ def test_nonfinite_loss_through_the_cli_is_one_line_naming_the_step(tiny_config,
 
 
 def test_validating_from_cached_embeddings_equals_streaming_frames(tiny_run, tiny_prepared):
-    from lstm_tv.evaluate import evaluate_model
-    from lstm_tv.train import cache_embeddings
+    from lstm_tv.validation import encode_videos, evaluate_model
 
     model = model_from_checkpoint(load_checkpoint(tiny_run["ckpt"]))
     model.encoder_autocast = torch.bfloat16          # as during mixed-precision training
@@ -293,27 +295,27 @@ def test_validating_from_cached_embeddings_equals_streaming_frames(tiny_run, tin
         def update(self, *args):
             pass
 
-    embeddings = cache_embeddings(model, data, videos, cpu, NoBar(), chunk=40)
+    embeddings = encode_videos(model, data, videos, cpu, NoBar(), chunk=40)
     streamed = evaluate_model(model, data, videos, cpu, chunk=40).compute(data.classes)
     cached = evaluate_model(model, data, videos, cpu, chunk=40, embeddings=embeddings).compute(data.classes)
     assert cached == streamed
 
 
 def test_best_epoch_ties_go_to_the_better_frame_accuracy():
-    from lstm_tv.train import pick_metric
+    from lstm_tv.rundir import best_values
 
     cfg, warned = load_config(None, []), []
-    a = pick_metric(cfg, {"masked_accuracy": 1.0, "frame_accuracy": 0.97}, QUIET, warned)[1]
-    b = pick_metric(cfg, {"masked_accuracy": 1.0, "frame_accuracy": 0.99}, QUIET, warned)[1]
-    c = pick_metric(cfg, {"masked_accuracy": 0.98, "frame_accuracy": 0.999}, QUIET, warned)[1]
+    a = best_values(cfg, {"masked_accuracy": 1.0, "frame_accuracy": 0.97}, QUIET, warned)[1]
+    b = best_values(cfg, {"masked_accuracy": 1.0, "frame_accuracy": 0.99}, QUIET, warned)[1]
+    c = best_values(cfg, {"masked_accuracy": 0.98, "frame_accuracy": 0.999}, QUIET, warned)[1]
     assert c < a < b
     # Without masks the metric falls back to frame accuracy (with one warning).
-    assert pick_metric(cfg, {"frame_accuracy": 0.5}, QUIET, warned) == ("frame_accuracy", [0.5, 0.5])
+    assert best_values(cfg, {"frame_accuracy": 0.5}, QUIET, warned) == ("frame_accuracy", [0.5, 0.5])
 
 
 def test_early_stopping_after_patience_epochs_without_a_better_metric(tiny_config, tmp_path, monkeypatch):
-    import lstm_tv.train as T
-    from lstm_tv.evaluate import FrameMetrics
+    import lstm_tv.training as training
+    from lstm_tv.metrics import FrameMetrics
 
     def constant_metrics(model, data, videos, *args, **kwargs):   # validation that never improves
         metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
@@ -321,7 +323,7 @@ def test_early_stopping_after_patience_epochs_without_a_better_metric(tiny_confi
         return metrics
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(T, "evaluate_model", constant_metrics)
+    monkeypatch.setattr(training, "evaluate_model", constant_metrics)
     run = train(load_config(None, tiny_config + ["train.epochs=6", "train.patience=2"]), reporter=QUIET)
     history = load_checkpoint(run / "last.ckpt")["progress"]["history"]
     assert [r["epoch"] for r in history] == [1, 2, 3]          # best at 1, then 2 stale epochs: stop

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as TF
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,10 @@ class ClipAugment:
 
     def __call__(self, frames: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """Augment uint8 frames (L, H, W, 3); returns a new uint8 tensor of the same shape."""
+        # Deferred: importing torchvision takes seconds, and only a training step augments; the
+        # commands that merely read datasets (evaluate, predict, bench's reports) never need it.
+        from torchvision.transforms.v2 import functional as TF
+
         length, h, w, _ = frames.shape
         x = frames.permute(0, 3, 1, 2)  # (L, H, W, 3) -> (L, 3, H, W) view, channels-last strides
         top, left, ch, cw = self._crop_box(h, w, rng)

@@ -1,0 +1,186 @@
+"""The two phases of training, each feeding :func:`lstm_tv.engine.train_epoch` its own batches.
+
+* :class:`JointPhase` (``train.epochs``): encoder and memory together on augmented clips of
+  ``train.clip_frames`` frames, ``train.tbptt`` frames per step.
+* :class:`MemoryPhase` (``train.memory_epochs``): the encoder frozen, every training video encoded
+  once; the memory cell and head then train on whole videos of embeddings, :data:`MEMORY_CHUNK`
+  frames per step, at thousands of times the frame rate.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from lstm_tv.config import Config
+from lstm_tv.data.augment import ClipAugment
+from lstm_tv.data.dataset import IGNORE, ClipDataset, PreparedDataset
+from lstm_tv.distributed import Dist
+from lstm_tv.engine import Optimisation, StepGuard, make_optimizer, make_scheduler, train_epoch
+from lstm_tv.model.classifier import FrameClassifier
+from lstm_tv.validation import encode_videos
+
+MEMORY_CHUNK = 1024  # frames back-propagated through at once in the memory phase (longer videos: TBPTT)
+
+
+def loader_workers(setting: int | str) -> int:
+    """``train.workers``: a number, or ``auto`` — none on machines with up to 2 cores, where loader
+    processes take CPU from the training threads (measured: workers=2 lost 10% of the frames/s that
+    loading in the training process keeps), else up to 4, leaving 2 cores to training."""
+    if setting != "auto":
+        return int(setting)
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(4, cores - 2)
+
+
+def clips_per_epoch(cfg: Config, data: PreparedDataset, world: int) -> int:
+    """Clips drawn per epoch over all ranks: ``steps_per_epoch`` batches, or enough to cover the
+    training frames once; a multiple of the global batch."""
+    global_batch = cfg.train.batch_size * world
+    if cfg.train.steps_per_epoch:
+        return cfg.train.steps_per_epoch * global_batch
+    frames = sum(v.frames for v in data.split("train"))
+    clips = math.ceil(frames / cfg.train.clip_frames)
+    return max(1, math.ceil(clips / global_batch)) * global_batch
+
+
+def _wrap(net: nn.Module, device: torch.device, dist: Dist) -> nn.Module:
+    """``net`` under DistributedDataParallel when several processes train, else itself."""
+    if not dist.active:
+        return net
+    return nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+class JointPhase:
+    """Encoder and memory trained together on augmented clips with truncated BPTT (``train.epochs``)."""
+
+    name = "joint"
+
+    def __init__(self, cfg: Config, data: PreparedDataset, model: FrameClassifier, device: torch.device, dist: Dist):
+        self.cfg, self.device = cfg, device
+        self.net = _wrap(model, device, dist)
+        clips = clips_per_epoch(cfg, data, dist.world)
+        self.clips = ClipDataset(data, "train", cfg.train.clip_frames, clips, cfg.train.seed,
+                                 augment=ClipAugment() if cfg.train.augment else None, rank=dist.rank, world=dist.world)
+        workers = loader_workers(cfg.train.workers)
+        self.loader = torch.utils.data.DataLoader(
+            self.clips, batch_size=cfg.train.batch_size, shuffle=False, num_workers=workers,
+            persistent_workers=workers > 0, pin_memory=device.type == "cuda")
+        steps_per_epoch = len(self.loader) * math.ceil(cfg.train.clip_frames / cfg.train.tbptt)
+        optimizer = make_optimizer(model, cfg.train.weight_decay, cfg.train.lr)
+        fp16 = model.encoder_autocast == torch.float16
+        self.opt = Optimisation(list(model.parameters()), optimizer,
+                                make_scheduler(optimizer, cfg.train.epochs, steps_per_epoch, cfg.train.warmup),
+                                cfg.train.grad_clip, torch.amp.GradScaler(device.type) if fp16 else None)
+
+    def run_epoch(self, epoch: int, loss_fn, bar, guard: StepGuard) -> dict:
+        """One pass over this epoch's clips; ``train_loss``, ``frames`` and ``seconds``."""
+        self.clips.set_epoch(epoch)
+        return train_epoch(self.net, self._batches(), len(self.loader), self.cfg.train.tbptt, loss_fn, self.opt,
+                           guard, bar)
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch in self.loader:
+            frames = batch["frames"].to(self.device, non_blocking=True)  # (B, L, H, W, 3) uint8
+            labels = batch["labels"].to(self.device, non_blocking=True)  # (B, L)
+            yield frames, labels
+
+
+class EmbeddingForward(nn.Module):
+    """``model.forward_embeddings`` as a module's forward, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: FrameClassifier):
+        super().__init__()
+        self.model = model
+
+    def forward(self, emb: torch.Tensor, state=None):
+        return self.model.forward_embeddings(emb, state)
+
+
+class MemoryPhase:
+    """The memory cell and head alone, over whole videos, on cached frame embeddings (``train.memory_epochs``).
+
+    Learning to carry a cue across a long gap is the slow part of training (the encoder learns the
+    frame classes in a few epochs). With the encoder frozen, each training video is encoded once and
+    the memory then trains on the embeddings, back-propagating through MEMORY_CHUNK frames at a time
+    instead of ``train.tbptt``.
+    """
+
+    name = "memory"
+
+    def __init__(self, cfg: Config, data: PreparedDataset, model: FrameClassifier, device: torch.device, dist: Dist):
+        self.cfg, self.data, self.model, self.device, self.dist = cfg, data, model, device, dist
+        self.videos = data.split("train")
+        self.cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # (embeddings, labels) per video
+        self.val_cache: list[torch.Tensor] | None = None
+        self.net: nn.Module | None = None
+        params = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
+        batches = math.ceil(len(self.videos) / (cfg.train.batch_size * dist.world))
+        optimizer = make_optimizer(params, cfg.train.weight_decay, cfg.train.memory_lr)
+        self.opt = Optimisation(params, optimizer,
+                                make_scheduler(optimizer, max(1, cfg.train.memory_epochs), batches, warmup=0.0),
+                                cfg.train.grad_clip, schedule_per_chunk=False)
+
+    def run_epoch(self, epoch: int, loss_fn, bar, guard: StepGuard) -> dict:
+        """One pass over every training video, in an order drawn for this epoch."""
+        if self.cache is None:  # first memory epoch (or the first after --resume): freeze and encode once
+            self._freeze_and_encode(bar)
+        rng = np.random.default_rng([self.cfg.train.seed, epoch, 2])
+        plan = memory_plan([len(labels) for _, labels in self.cache], self.cfg.train.batch_size, self.dist.world, rng)
+        return train_epoch(self.net, self._batches(plan), len(plan), MEMORY_CHUNK, loss_fn, self.opt, guard, bar)
+
+    def _freeze_and_encode(self, bar) -> None:
+        self.model.encoder.requires_grad_(False)
+        self.model.encoder.zero_grad(set_to_none=True)  # drop the joint phase's last gradients
+        # Wrapped only now: DDP must be built after the encoder stops needing gradients.
+        self.net = _wrap(EmbeddingForward(self.model), self.device, self.dist)
+        # Every process caches every training video (embeddings are small), so all can follow one plan.
+        embeddings = encode_videos(self.model, self.data, self.videos, self.device, bar)
+        labels = [torch.from_numpy(self.data.labels(v)).to(self.device) for v in self.videos]
+        self.cache = list(zip(embeddings, labels, strict=True))
+
+    def _batches(self, plan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for per_rank, length in plan:
+            items = [self.cache[j] for j in per_rank[self.dist.rank]]
+            yield pad_batch(items, length, self.cache[0][0].shape[1], self.device)
+
+    def val_embeddings(self, videos, bar) -> list[torch.Tensor]:
+        """The validation videos' embeddings, encoded once: with the encoder frozen, validating a
+        memory epoch needs only the memory and head (the metrics are the same)."""
+        if self.val_cache is None:
+            self.val_cache = encode_videos(self.model, self.data, videos, self.device, bar)
+        return self.val_cache
+
+
+def memory_plan(lengths: list[int], batch: int, world: int,
+                rng: np.random.Generator) -> list[tuple[list[list[int]], int]]:
+    """One epoch of the memory phase: per step, each rank's video indices and the length to pad to.
+
+    Every rank derives the same plan and pads to the longest video of the whole step, so all ranks
+    run the same number of chunks (DDP's all-reduce needs it); a rank left without a video in the
+    last step gets an empty (all-padding) one.
+    """
+    order = rng.permutation(len(lengths))
+    plan = []
+    for i in range(0, len(order), batch * world):
+        group = order[i:i + batch * world]
+        plan.append(([group[r::world].tolist() for r in range(world)], max(lengths[j] for j in group)))
+    return plan
+
+
+def pad_batch(items: list[tuple[torch.Tensor, torch.Tensor]], length: int, dim: int,
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack videos to ``length`` frames: embeddings (B, length, dim) padded with zeros, labels
+    (B, length) with IGNORE (the pad comes after each video's end, and the memory is causal, so it
+    changes no real frame's output). No items give one all-padding row."""
+    emb = torch.zeros(max(1, len(items)), length, dim, device=device)
+    labels = torch.full((max(1, len(items)), length), IGNORE, dtype=torch.int64, device=device)
+    for i, (e, y) in enumerate(items):
+        emb[i, :len(e)] = e
+        labels[i, :len(y)] = y
+    return emb, labels

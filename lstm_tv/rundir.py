@@ -1,0 +1,164 @@
+"""A training run's directory: where it is, what each epoch writes there, and how ``--resume`` restores it.
+
+Everything a run writes goes to its run directory (``config.yaml``, ``last.ckpt``, ``best.ckpt``,
+``metrics.csv``, ``plots/``); ``--resume`` continues from ``last.ckpt`` alone. :class:`Progress`
+is where the run stands (epochs done, the best epoch, the ``metrics.csv`` rows).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from lstm_tv.checkpoint import checkpoint_payload, save_checkpoint
+from lstm_tv.config import Config
+from lstm_tv.errors import CheckpointError, LstmTvError
+from lstm_tv.fileio import write_text
+from lstm_tv.metrics import TRACKED, metric
+
+# metrics.csv: one row per epoch; the validation columns are the tracked rows of the metric table.
+METRIC_COLUMNS = ["epoch", "phase", "train_loss", *[f"val_{m.key}" for m in TRACKED], "lr", "frames_per_s",
+                  "skipped_steps", "seconds"]
+
+
+@dataclass
+class Progress:
+    """What ``--resume`` needs besides weights and optimiser: where the run stands."""
+
+    epoch: int = 0                      # epochs completed
+    best_value: list[float] | None = None  # best [train.best_metric, frame accuracy] so far, larger = better
+    best_epoch: int = 0
+    stale_epochs: int = 0               # epochs since the best one (early stopping)
+    history: list[dict] = field(default_factory=list)  # metrics.csv rows
+
+    def record(self, row: dict, value: list[float] | None) -> bool:
+        """Add an epoch's ``metrics.csv`` row and its :func:`best_values`; True when it is the best so far."""
+        self.history.append(row)
+        self.epoch = row["epoch"]
+        improved = value is None or self.best_value is None or value > self.best_value
+        if improved:
+            self.best_value, self.best_epoch, self.stale_epochs = value, self.epoch, 0
+        else:
+            self.stale_epochs += 1
+        return improved
+
+
+def run_directory(cfg: Config) -> Path:
+    """``run.dir`` if set, else the first free ``runs/<name>``, ``runs/<name>2``, ..."""
+    if cfg.run.dir:
+        path = Path(cfg.run.dir)
+        if (path / "last.ckpt").exists():
+            raise LstmTvError(f"{path}: already holds a run; continue it with --resume {path}, or set another run.dir")
+        return path
+    base = Path("runs") / cfg.run.name
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{cfg.run.name}{n}")
+    return path
+
+
+def point_latest(run_dir: Path) -> None:
+    """Make ``runs/latest`` a symlink to ``run_dir`` (what predict and evaluate use by default)."""
+    runs = Path("runs")
+    runs.mkdir(exist_ok=True)
+    target = os.path.relpath(run_dir.resolve(), runs.resolve())
+    tmp = runs / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    os.symlink(target, tmp)
+    os.replace(tmp, runs / "latest")
+
+
+def best_values(cfg: Config, report: dict | None, reporter, warned: list) -> tuple[str, list[float] | None]:
+    """The validation values that decide ``best.ckpt``: ``[train.best_metric, frame accuracy]``, compared
+    in that order, so that a tie (masked accuracy at 1.0 for many epochs) goes to the better frames.
+    Each is oriented so that larger is better (:meth:`~lstm_tv.metrics.Metric.signed`). The metric
+    falls back to frame accuracy when the data has no masks (warning once, through ``warned``)."""
+    if report is None:
+        return cfg.train.best_metric, None
+    name = cfg.train.best_metric
+    if report.get(name) is None:
+        if not warned:
+            reporter.warn(f"train.best_metric={name} is not available (no masks in the validation videos); "
+                          f"using frame_accuracy")
+            warned.append(True)
+        name = "frame_accuracy"
+    return name, [metric(name).signed(report[name]), metric("frame_accuracy").signed(report["frame_accuracy"])]
+
+
+def write_metrics_csv(path: Path, history: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
+    write_text(path, buf.getvalue())
+
+
+def save_epoch(run_dir: Path, model, cfg: Config, data, opt, progress: Progress, report: dict | None,
+               improved: bool) -> None:
+    """Write what an epoch leaves: ``last.ckpt`` (resumable), ``best.ckpt`` when ``improved``,
+    ``metrics.csv`` and the plots."""
+    from lstm_tv import plots  # deferred: matplotlib costs ~0.5 s of start-up, needed only once an epoch is done
+
+    payload = checkpoint_payload(
+        model, cfg, classes=data.classes, background=data.background, size=data.size, fps=data.fps,
+        epoch=progress.epoch, metrics=report or {},
+        optimizer=opt.optimizer.state_dict(), scheduler=opt.scheduler.state_dict(),
+        progress=asdict(progress), rng={"torch": torch.get_rng_state()},
+    )
+    if improved:
+        for_use = {k: v for k, v in payload.items() if k not in ("optimizer", "scheduler")}
+        save_checkpoint(run_dir / "best.ckpt", for_use)  # no optimiser state: for using
+        if report is not None:
+            plots.confusion_matrix(report["confusion"], data.classes, run_dir / "plots" / "confusion_best.png",
+                                   title=f"validation, epoch {progress.epoch} (rows = truth)")
+    save_checkpoint(run_dir / "last.ckpt", payload)
+    write_metrics_csv(run_dir / "metrics.csv", progress.history)
+    plots.learning_curves(progress.history, run_dir / "plots" / "learning_curves.png")
+
+
+def check_training_state(ckpt: dict, path: Path) -> None:
+    """What ``--resume`` needs from a checkpoint, checked before any data is touched.
+
+    Raises:
+        LstmTvError: the checkpoint holds weights only (a best.ckpt).
+        CheckpointError: its training state is incomplete or of another shape than lstm-tv writes.
+    """
+    if "optimizer" not in ckpt or "progress" not in ckpt:
+        raise LstmTvError(f"{path}: has no training state to resume from; resume from a run's last.ckpt")
+    progress, optimizer, rng = ckpt["progress"], ckpt["optimizer"], ckpt.get("rng")
+    keys = ("epoch", "best_value", "best_epoch", "stale_epochs", "history")
+    ok = (isinstance(progress, dict) and all(k in progress for k in keys)
+          and isinstance(progress["epoch"], int) and isinstance(progress["history"], list)
+          and isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
+          and isinstance(optimizer.get("param_groups"), list) and isinstance(ckpt.get("scheduler"), dict)
+          and isinstance(rng, dict) and isinstance(rng.get("torch"), torch.Tensor))
+    if not ok:
+        raise CheckpointError(f"{path}: its training state cannot be restored (incomplete, or not written by "
+                              f"lstm-tv train); resume from a run's own last.ckpt")
+
+
+def restore(ckpt: dict, path: Path, model, opt) -> Progress:
+    """Load weights, optimiser, schedule and random state from a ``last.ckpt``; return its progress.
+
+    Raises:
+        CheckpointError: its state does not fit this model and optimiser (a last.ckpt from elsewhere).
+    """
+    try:
+        model.load_state_dict(ckpt["model"])
+        opt.optimizer.load_state_dict(ckpt["optimizer"])
+        opt.scheduler.load_state_dict(ckpt["scheduler"])
+        p = ckpt["progress"]
+        progress = Progress(p["epoch"], p["best_value"], p["best_epoch"], p["stale_epochs"], list(p["history"]))
+        torch.set_rng_state(ckpt["rng"]["torch"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(f"{path}: its training state cannot be restored ({type(e).__name__}: "
+                              f"{reason}); resume from a run's own last.ckpt") from None
+    return progress

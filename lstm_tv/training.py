@@ -1,0 +1,264 @@
+"""A whole training run as a library call: the model, both phases, validation after every epoch, the run directory.
+
+``fit(cfg)`` is what ``lstm-tv train`` and ``lstm-tv bench`` run. Each epoch trains one phase
+(:mod:`lstm_tv.phases` over :mod:`lstm_tv.engine`), then streams every validation video through the
+model as ``predict`` does (:mod:`lstm_tv.validation`), and writes the run directory
+(:mod:`lstm_tv.rundir`). Under ``torchrun`` every rank calls it; rank 0 alone writes files and prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lstm_tv.checkpoint import config_of, load_checkpoint
+from lstm_tv.config import Config, render_yaml
+from lstm_tv.data.dataset import IGNORE, PreparedDataset
+from lstm_tv.distributed import Dist, resolve_device, setup, teardown
+from lstm_tv.engine import NonFinite, StepGuard
+from lstm_tv.errors import DatasetError, TrainingError
+from lstm_tv.fileio import write_text
+from lstm_tv.metrics import TRACKED
+from lstm_tv.model.classifier import build_model
+from lstm_tv.phases import JointPhase, MemoryPhase
+from lstm_tv.rundir import Progress, best_values, check_training_state, point_latest, restore, run_directory, save_epoch
+from lstm_tv.schedule import RemainingTime, phase_of, phase_plan, total_epochs
+from lstm_tv.ui import QUIET, Reporter
+from lstm_tv.validation import evaluate_model
+
+
+@dataclass
+class Fitted:
+    """What :func:`fit` leaves: the run directory and where the run stands (its ``metrics.csv`` rows)."""
+
+    run_dir: Path
+    progress: Progress
+
+
+def fit(cfg: Config | None, *, resume: str | Path | None = None, reporter: Reporter | None = None) -> Fitted:
+    """Train as ``cfg`` says, or continue the run of ``resume`` (a run directory or checkpoint, whose
+    stored config is used; ``cfg`` is then ignored).
+
+    Raises:
+        LstmTvError: bad data, a checkpoint that cannot be resumed, or a non-finite step with
+            ``train.nonfinite=stop`` (:class:`~lstm_tv.errors.TrainingError`).
+    """
+    ckpt, ckpt_path = None, None
+    if resume is not None:
+        ckpt_path = Path(resume) / "last.ckpt" if Path(resume).is_dir() else Path(resume)
+        ckpt = load_checkpoint(ckpt_path)
+        check_training_state(ckpt, ckpt_path)
+        cfg = config_of(ckpt, ckpt_path)
+    device = resolve_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+    dist = setup(device)
+    try:
+        return _fit(cfg, ckpt, ckpt_path, device, dist, (reporter or QUIET) if dist.main else QUIET)
+    finally:
+        teardown(dist)
+
+
+class _Run:
+    """Everything one run holds while its epochs run (built by :func:`_fit`, used by :func:`_epoch`)."""
+
+    def __init__(self, cfg: Config, data: PreparedDataset, device: torch.device, dist: Dist, reporter: Reporter):
+        self.cfg, self.data, self.device, self.dist, self.reporter = cfg, data, device, dist, reporter
+        self.model = build_model(cfg.model, len(data.classes)).to(device)
+        self.model.set_channels_last(True)
+        self.model.encoder_autocast = autocast_dtype(cfg.train.amp, device)
+        if cfg.train.compile:
+            self.model.encoder.compile()  # in place: parameter names (and so checkpoints) stay the same
+        weights = class_weights(cfg, data)
+        self.loss_fn = nn.CrossEntropyLoss(weight=weights.to(device) if weights is not None else None,
+                                           ignore_index=IGNORE, label_smoothing=cfg.train.label_smoothing)
+        self.phases = {"joint": JointPhase(cfg, data, self.model, device, dist),
+                       "memory": MemoryPhase(cfg, data, self.model, device, dist)}
+        self.val_videos = data.split("val")
+        self.clock = RemainingTime(phase_plan(cfg))
+        self.warned: list = []
+        self.run_dir = Path(".")
+
+
+def _fit(cfg: Config, ckpt: dict | None, ckpt_path: Path | None, device: torch.device, dist: Dist,
+         reporter: Reporter) -> Fitted:
+    torch.manual_seed(cfg.train.seed)
+    data, cfg = open_training_data(cfg, dist, reporter)
+    run = _Run(cfg, data, device, dist, reporter)
+    progress = Progress()
+    if ckpt is not None:
+        # The optimiser state saved belongs to the phase of the saved epoch; at the joint/memory
+        # boundary the memory phase starts fresh, as it does in an uninterrupted run.
+        phase = run.phases[phase_of(cfg, ckpt["progress"]["epoch"])]
+        progress = restore(ckpt, ckpt_path, run.model, phase.opt)
+        run.run_dir = ckpt_path.parent
+        reporter.info(f"resuming {run.run_dir} after epoch {progress.epoch} of {total_epochs(cfg)}")
+    else:
+        run.run_dir = Path(dist.broadcast(str(run_directory(cfg) if dist.main else Path("."))))
+    if dist.main:
+        (run.run_dir / "plots").mkdir(parents=True, exist_ok=True)
+        write_text(run.run_dir / "config.yaml", render_yaml(cfg))
+        point_latest(run.run_dir)
+    reporter.info(_banner(run))
+    for epoch in range(progress.epoch + 1, total_epochs(cfg) + 1):
+        if _epoch(run, epoch, progress):
+            break
+    return Fitted(run.run_dir, progress)
+
+
+def _epoch(run: _Run, epoch: int, progress: Progress) -> bool:
+    """Train and validate one epoch, record and save it; True when early stopping ends the run."""
+    cfg, reporter, start = run.cfg, run.reporter, time.perf_counter()
+    phase = run.phases[phase_of(cfg, epoch)]
+    # Reseeding per epoch makes an epoch's randomness independent of what came before,
+    # so a resumed run repeats the uninterrupted one exactly.
+    torch.manual_seed(cfg.train.seed * 100_003 + epoch)
+    guard = StepGuard(cfg.train.nonfinite)
+    try:
+        with reporter.bar(f"epoch {epoch}/{total_epochs(cfg)}" + (" memory" if phase.name == "memory" else "")) as bar:
+            stats = phase.run_epoch(epoch, run.loss_fn, bar, guard)
+    except NonFinite as e:
+        kept = (f"{run.run_dir / 'last.ckpt'} (epoch {progress.epoch}) is kept" if progress.epoch
+                else "no checkpoint yet")
+        raise TrainingError(f"epoch {epoch}, {e}; stopped, {kept}; lower train.lr, or set train.nonfinite=skip "
+                            f"to skip such steps") from None
+    report = _validate(run, phase)
+    row = epoch_row(epoch, phase.name, stats, guard, phase.opt.lr, report, run.dist)
+    name, value = best_values(cfg, report, reporter, run.warned)
+    improved = progress.record(row, value)
+    if run.dist.main:
+        save_epoch(run.run_dir, run.model, cfg, run.data, phase.opt, progress, report, improved)
+    run.clock.record(phase.name, time.perf_counter() - start)
+    reporter.info(epoch_line(row, improved, run.clock.text()))
+    if cfg.train.patience and progress.stale_epochs >= cfg.train.patience:
+        reporter.info(f"early stop: no better {name} for {cfg.train.patience} epochs")
+        return True
+    return False
+
+
+def _validate(run: _Run, phase) -> dict | None:
+    """The validation report of the model as it is now, or None without validation videos."""
+    if not run.val_videos:
+        return None
+    with run.reporter.bar("validate", total=len(run.val_videos)) as bar:
+        embeddings = phase.val_embeddings(run.val_videos, bar) if phase.name == "memory" else None
+        metrics = evaluate_model(run.model, run.data, run.val_videos, run.device, dist=run.dist,
+                                 progress=bar.update, embeddings=embeddings)
+    return metrics.compute(run.data.classes)
+
+
+def epoch_row(epoch: int, phase: str, stats: dict, guard: StepGuard, lr: float, report: dict | None,
+              dist: Dist) -> dict:
+    """One ``metrics.csv`` row: training statistics summed over ranks, and the tracked validation metrics."""
+    frames = dist.sum(stats["frames"])
+    row = {"epoch": epoch, "phase": phase, "train_loss": round(dist.sum(stats["train_loss"]) / dist.world, 6),
+           "lr": lr, "frames_per_s": round(frames / stats["seconds"], 1), "skipped_steps": guard.skipped,
+           "seconds": round(stats["seconds"], 2)}
+    for m in TRACKED:
+        value = report.get(m.key) if report is not None else None
+        row[f"val_{m.key}"] = None if value is None else round(value, 6)
+    return row
+
+
+def epoch_line(row: dict, improved: bool, time_left: str = "") -> str:
+    """The one line printed per epoch: loss, the metrics that have a short name, speed, time left."""
+    parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
+    for m in TRACKED:
+        if m.short and row.get(f"val_{m.key}") is not None:
+            parts.append(f"{m.short} {m.format(row[f'val_{m.key}'])}")
+    parts.append(f"{row['frames_per_s']:.0f} frames/s")
+    if time_left:
+        parts.append(time_left)
+    return "  ".join(parts) + ("  [green]best[/]" if improved else "")
+
+
+def _banner(run: _Run) -> str:
+    cfg, dist, train = run.cfg, run.dist, run.data.split("train")
+    return (f"training {cfg.model.encoder} + {cfg.model.cell} on {len(train)} videos "
+            f"({sum(v.frames for v in train)} frames) on {run.device}"
+            + (f" x {dist.world} processes" if dist.active else "")
+            + f"; batch {cfg.train.batch_size * dist.world} clips x {cfg.train.clip_frames} frames"
+            + (f" ({cfg.train.batch_size} per process)" if dist.active else "")
+            + f", lr {cfg.train.lr}; run dir {run.run_dir}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Setting up: the data, the encoder's precision, the loss weights
+
+
+def open_training_data(cfg: Config, dist: Dist, reporter: Reporter) -> tuple[PreparedDataset, Config]:
+    """Open ``data.dir``; when it is missing, prepare it from ``data.raw`` (generating that first if
+    ``data.synthesize``). Only rank 0 builds; the other ranks wait for it.
+
+    Returns:
+        The dataset, and ``cfg`` with ``data.classes``, ``data.background`` and ``data.size`` taken
+        from the dataset's manifest (the data says what it holds; the config need not repeat it).
+
+    Raises:
+        DatasetError: no dataset and nothing to prepare it from, or no training videos.
+    """
+    from lstm_tv.data import run_prepare, run_synth  # deferred: only a missing dataset needs them
+
+    data_dir, raw = Path(cfg.data.dir), Path(cfg.data.raw)
+    if dist.main and not (data_dir / "manifest.json").exists():
+        if not raw.exists():
+            if not cfg.data.synthesize:
+                raise DatasetError(f"{data_dir}: no prepared dataset and no raw dataset at {raw}; run "
+                                   f"lstm-tv prepare SRC {data_dir}, or set data.dir")
+            reporter.info(f"no dataset at {data_dir}: generating the synthetic TV dataset into {raw} first")
+            run_synth(raw, cfg, reporter)
+        reporter.info(f"no prepared dataset at {data_dir}: preparing {raw} at {cfg.data.size} px")
+        run_prepare(raw, data_dir, cfg, reporter)
+    dist.barrier()
+    data = PreparedDataset(data_dir)
+    if not data.split("train"):
+        raise DatasetError(f"{data.root}: no training videos (splits: "
+                           f"{ {s: len(data.split(s)) for s in ('train', 'val', 'test')} })")
+    if not data.split("val"):
+        reporter.warn(f"{data.root}: no validation videos; best.ckpt follows the last epoch")
+    found = {"classes": data.classes, "background": data.background, "size": data.size}
+    differ = {k: v for k, v in found.items() if getattr(cfg.data, k) != v}
+    if differ:
+        reporter.info(f"using the dataset's {', '.join(f'data.{k}={v}' for k, v in differ.items())} "
+                      f"(from {data_dir / 'manifest.json'})")
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **found))
+    return data, cfg
+
+
+def autocast_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
+    """The encoder's mixed-precision dtype for ``train.amp`` on ``device`` (None = full precision).
+
+    bf16 needs no loss scaling; on CPUs without native bf16 it is emulated and slower than fp32, so
+    ``auto`` uses it only where oneDNN reports bf16 support (or on CUDA).
+    """
+    if amp == "auto":
+        amp = device.type == "cuda" or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if not amp:
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def class_weights(cfg: Config, data: PreparedDataset) -> torch.Tensor | None:
+    """Loss weight per class: ``auto`` = (mean count / count) ** 0.5 over the training frames.
+
+    The background class dominates video; the square root lifts rare classes without letting a
+    handful of frames swamp the loss.
+    """
+    setting = cfg.train.class_weights
+    if setting == "none":
+        return None
+    if isinstance(setting, list):
+        return torch.tensor(setting, dtype=torch.float32)
+    counts = data.label_counts("train").astype(np.float64)
+    present = counts > 0
+    weights = np.ones_like(counts)
+    weights[present] = np.sqrt(counts[present].mean() / counts[present])
+    weights /= weights[present].mean()
+    return torch.tensor(weights, dtype=torch.float32)
