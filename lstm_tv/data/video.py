@@ -52,7 +52,7 @@ def _open(path: str | Path):
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as e:
-        raise VideoError(f"{path}: cannot open as video ({_reason(e)}); the file may be truncated, corrupt "
+        raise VideoError(f"{path}: cannot open as video ({ffmpeg_reason(e)}); the file may be truncated, corrupt "
                          f"or not a video") from None
     if not container.streams.video:
         container.close()
@@ -60,7 +60,8 @@ def _open(path: str | Path):
     return container
 
 
-def _reason(e: Exception) -> str:
+def ffmpeg_reason(e: Exception) -> str:
+    """FFmpeg's short reason for an error (its strerror, without the file name it appends)."""
     text = getattr(e, "strerror", None) or str(e)
     return text.split(":")[0].strip() if text else type(e).__name__
 
@@ -119,7 +120,7 @@ def decode_frames(path: str | Path, size: int | tuple[int, int] | None = None, *
                 yield convert(frame, t - t0)
                 index += 1
         except av.FFmpegError as e:
-            raise VideoError(f"{path}: decoding failed after {index} frames ({_reason(e)}); the file may be "
+            raise VideoError(f"{path}: decoding failed after {index} frames ({ffmpeg_reason(e)}); the file may be "
                              f"truncated or corrupt") from None
         if index == 0:
             raise VideoError(f"{path}: no frame could be decoded; the file may be truncated or corrupt")
@@ -211,7 +212,7 @@ def count_frames(path: str | Path) -> int:
             for _ in container.decode(stream):
                 n += 1
         except av.FFmpegError as e:
-            raise VideoError(f"{path}: decoding failed after {n} frames ({_reason(e)})") from None
+            raise VideoError(f"{path}: decoding failed after {n} frames ({ffmpeg_reason(e)})") from None
         return n
     finally:
         container.close()
@@ -238,7 +239,7 @@ class VideoWriter:
             self._container = av.open(str(self._tmp), mode="w", format="mp4")
         except av.FFmpegError as e:
             self._tmp.unlink(missing_ok=True)
-            raise VideoError(f"{self.path}: cannot write video ({_reason(e)})") from None
+            raise VideoError(f"{self.path}: cannot write video ({ffmpeg_reason(e)})") from None
         rate = Fraction(fps).limit_denominator(1001)
         try:
             self._stream = self._container.add_stream("libx264", rate=rate)
