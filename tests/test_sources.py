@@ -7,6 +7,7 @@ the frames that arrive must be exactly the frames decoded from that file.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -96,7 +97,7 @@ def assert_same_frames(items, path, size=None):
     expected = list(decode_frames(path, size))
     frames = [item for item in items if isinstance(item, LiveFrame)]
     assert len(frames) == len(expected)
-    for got, want in zip(frames, expected):
+    for got, want in zip(frames, expected, strict=True):
         assert np.array_equal(got.rgb, want.rgb)
         assert got.time == pytest.approx(want.time, abs=1e-9)
     assert [f.index for f in frames] == list(range(len(frames)))
@@ -163,7 +164,8 @@ with LiveStream("-", None, LiveOptions(open_timeout=5, read_timeout=5)) as live:
 @pytest.mark.parametrize("container", ["mpegts", "matroska"])
 def test_standard_input_gives_the_frames_of_the_file(tmp_path, container):
     path = tmp_path / ("a.ts" if container == "mpegts" else "a.mkv")
-    with av.open(str(write_ts(tmp_path / "src.ts", frames=20))) as src, av.open(str(path), "w", format=container) as out:
+    source = write_ts(tmp_path / "src.ts", frames=20)
+    with av.open(str(source)) as src, av.open(str(path), "w", format=container) as out:
         stream = out.add_stream_from_template(src.streams.video[0])
         for packet in src.demux(src.streams.video[0]):
             if packet.dts is not None:
@@ -179,6 +181,34 @@ def test_standard_input_gives_the_frames_of_the_file(tmp_path, container):
     assert [r[0] for r in rows] == list(range(len(expected))) and len(rows) == 20
     assert [r[2] for r in rows] == [hashlib.md5(f.rgb.tobytes()).hexdigest() for f in expected]
     assert [r[1] for r in rows] == pytest.approx([f.time for f in expected])
+
+
+def test_an_hls_playlist_over_http_gives_the_frames_of_the_file_and_ends_with_it(tmp_path):
+    import functools
+    import http.server
+
+    path = write_ts(tmp_path / "a.ts", frames=48)
+    site = tmp_path / "site"
+    site.mkdir()
+    with av.open(str(path)) as src, av.open(str(site / "live.m3u8"), "w", format="hls",
+                                            options={"hls_time": "1", "hls_list_size": "0"}) as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/live.m3u8"
+        with LiveStream(url, 16, LiveOptions(**FAST)) as live:
+            items = read_all(live)          # a finished playlist ends the stream: no error
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert_same_frames(items, path, 16)
 
 
 def test_follow_reads_a_file_while_it_is_written_and_ends_when_it_stops_growing(tmp_path):
@@ -210,7 +240,7 @@ def test_a_resolution_change_mid_stream_keeps_decoding(tmp_path):
     assert {f.original.shape for f in frames} == {(32, 32, 3)}        # originals keep the first size
     assert [round(float(f.rgb.mean()) / 5) for f in frames] == list(range(40))
     times = [f.time for f in frames]
-    assert all(b > a for a, b in zip(times, times[1:]))              # the pts restart: times go on
+    assert all(b > a for a, b in itertools.pairwise(times))              # the pts restart: times go on
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -281,7 +311,7 @@ def test_reconnect_reopens_a_dropped_stream_marks_the_gap_and_gives_up_after_n_f
     assert [f.index for f in frames] == list(range(50))
     assert [round(float(f.rgb.mean()) / 5) for f in frames] == list(range(50))
     times = [f.time for f in frames]
-    assert all(b > a for a, b in zip(times, times[1:]))
+    assert all(b > a for a, b in itertools.pairwise(times))
     # Across the gap, stream time advances by the wall-clock time between the frames on either side.
     assert times[25] - times[24] == pytest.approx(frames[25].arrival - frames[24].arrival)
     assert live.stats.reconnects == 1
@@ -328,7 +358,7 @@ def pipe_with(data: bytes | None):
 
 @pytest.mark.parametrize("data, message", [
     (b"hello, this is text and not a video\n" * 50, "-: standard input is not a video stream"),
-    (b"", "-: "),
+    (b"", "-: standard input closed before any data arrived"),
     (None, r"-: no data on standard input for 0.5 s \(the stream stalled\)"),
 ])
 def test_standard_input_that_is_not_a_video_is_a_one_line_error(data, message):

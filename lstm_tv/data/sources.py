@@ -149,6 +149,7 @@ class _PipeReader:
 
     def __init__(self, stream: BinaryIO, name: str, timeout: float):
         self._fd, self.name, self.timeout = stream.fileno(), name, timeout
+        self.received = 0  # bytes read so far
 
     def read(self, n: int) -> bytes:
         if os.name != "nt":  # select() waits on pipes only on POSIX; elsewhere read() blocks
@@ -156,7 +157,9 @@ class _PipeReader:
             if not ready:
                 raise VideoError(f"{self.name}: no data on standard input for {self.timeout:g} s (the stream "
                                  f"stalled)")
-        return os.read(self._fd, n)
+        data = os.read(self._fd, n)
+        self.received += len(data)
+        return data
 
 
 class _GrowingFile:
@@ -212,6 +215,8 @@ def _open(source: Source, options: LiveOptions, stop: threading.Event, stdin: Bi
     except av.FFmpegError as e:
         if isinstance(reader, _GrowingFile):
             reader.close()
+        if isinstance(reader, _PipeReader) and reader.received == 0:
+            raise VideoError("-: standard input closed before any data arrived") from None
         raise _open_error(source, e, options) from None
     try:
         video_stream(container, name)
