@@ -21,7 +21,8 @@ import av
 import numpy as np
 import pytest
 
-from lstm_tv.data.sources import Gap, LiveFrame, LiveOptions, LiveStream, is_live, parse_source
+from lstm_tv.data.live import Gap, LiveFrame, LiveStream
+from lstm_tv.data.sources import LiveOptions, is_live, parse_source
 from lstm_tv.data.video import decode_frames
 from lstm_tv.errors import VideoError
 
@@ -154,7 +155,8 @@ def test_udp_stream_gives_the_frames_of_the_file_then_a_stall_error(tmp_path):
 
 PIPE_READER = """
 import hashlib, json, sys
-from lstm_tv.data.sources import LiveOptions, LiveStream
+from lstm_tv.data.live import LiveStream
+from lstm_tv.data.sources import LiveOptions
 with LiveStream("-", None, LiveOptions(open_timeout=5, read_timeout=5)) as live:
     for f in live:
         print(json.dumps([f.index, f.time, hashlib.md5(f.rgb.tobytes()).hexdigest(), f.rgb.shape]))
