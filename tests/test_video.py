@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import write_audio_only
 
-from lstm_tv.data.video import VideoWriter, count_frames, probe, read_frames
+from lstm_tv.data.video import VideoWriter, count_frames, decode_frames, probe, read_frames
 from lstm_tv.errors import VideoError
 
 
@@ -117,3 +117,28 @@ def test_portrait_and_variable_frame_rate_videos(tmp_path):
             c.mux(p)
     times = [round(t, 3) for _, t in read_frames(path)]
     assert times == [0.0, 0.1, 0.15, 0.4]
+
+
+def flat_ts(path, frames, width, height, first=0):
+    """An MPEG-TS file whose frame i is flat grey ``10 * (first + i)``."""
+    with av.open(str(path), "w", format="mpegts") as c:
+        s = c.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 10 * (first + i), np.uint8), format="rgb24")
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def test_a_size_change_mid_stream_keeps_one_original_size(tmp_path):
+    spliced = tmp_path / "spliced.ts"  # two programmes of different sizes back to back, as a broadcast
+    spliced.write_bytes(flat_ts(tmp_path / "1.ts", 6, 32, 32).read_bytes()
+                        + flat_ts(tmp_path / "2.ts", 6, 48, 40, first=6).read_bytes())
+    frames = list(decode_frames(spliced, 16, original=True))
+    assert len(frames) == 12
+    assert {f.rgb.shape for f in frames} == {(16, 16, 3)}
+    assert {f.original.shape for f in frames} == {(32, 32, 3)}     # the first picture's size throughout
+    assert [round(float(f.original.mean()) / 10) for f in frames] == list(range(12))

@@ -52,7 +52,7 @@ def _open(path: str | Path):
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as e:
-        raise VideoError(f"{path}: cannot open as video ({_reason(e)}); the file may be truncated, corrupt "
+        raise VideoError(f"{path}: cannot open as video ({ffmpeg_reason(e)}); the file may be truncated, corrupt "
                          f"or not a video") from None
     if not container.streams.video:
         container.close()
@@ -60,7 +60,8 @@ def _open(path: str | Path):
     return container
 
 
-def _reason(e: Exception) -> str:
+def ffmpeg_reason(e: Exception) -> str:
+    """FFmpeg's short reason for an error (its strerror, without the file name it appends)."""
     text = getattr(e, "strerror", None) or str(e)
     return text.split(":")[0].strip() if text else type(e).__name__
 
@@ -96,7 +97,8 @@ def decode_frames(path: str | Path, size: int | tuple[int, int] | None = None, *
         threads: decoder threads; 0 lets FFmpeg choose (all cores). Processes decoding in parallel
             should share the cores instead of each claiming all of them.
         original: also convert each decoded picture at its own size (one decode, two conversions:
-            e.g. model input and the frame to draw on).
+            e.g. model input and the frame to draw on). If the size changes mid-stream, originals keep
+            the first picture's size.
     Yields:
         :class:`DecodedFrame` with C-contiguous uint8 (H, W, 3) RGB arrays.
     Raises:
@@ -104,35 +106,21 @@ def decode_frames(path: str | Path, size: int | tuple[int, int] | None = None, *
             has frames smaller than MIN_SIDE or fewer than MIN_FRAMES frames (the last two checked
             at the start and at the end of the stream).
     """
-    width, height = (size, size) if isinstance(size, int) else (size or (None, None))
     container = _open(path)
     try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg's decoder (GIL released)
-        stream.codec_context.thread_count = threads
-        w, h = stream.codec_context.width, stream.codec_context.height
-        if w and h and min(w, h) < MIN_SIDE:
-            raise VideoError(f"{path}: frames of {w}x{h} px are too small; lstm-tv needs at least "
-                             f"{MIN_SIDE}x{MIN_SIDE}")
+        stream = video_stream(container, path, threads)
         fallback_rate = float(stream.average_rate or stream.guessed_rate or 25)
-        # One reformatter per output for the whole video: it keeps FFmpeg's scaler context between
-        # frames (frame.to_ndarray(width=...) builds a new one per frame, which cost 4x the time here).
-        to_size, to_original = VideoReformatter(), VideoReformatter()
+        convert = FrameConverter(size, original)
         t0 = None
         index = 0
         try:
             for frame in container.decode(stream):
-                t = float(frame.pts * stream.time_base) if frame.pts is not None and stream.time_base else index / fallback_rate
+                t = frame_seconds(frame, stream, index, fallback_rate)
                 t0 = t if t0 is None else t0
-                rgb = to_size.reformat(frame, width=width, height=height, format="rgb24",
-                                       interpolation="AREA" if width is not None else None).to_ndarray()
-                full = to_original.reformat(frame, format="rgb24").to_ndarray() if original else None
-                # FFmpeg pads rows to its alignment for some widths; callers get C-contiguous arrays.
-                yield DecodedFrame(np.ascontiguousarray(rgb), t - t0,
-                                   np.ascontiguousarray(full) if full is not None else None)
+                yield convert(frame, t - t0)
                 index += 1
         except av.FFmpegError as e:
-            raise VideoError(f"{path}: decoding failed after {index} frames ({_reason(e)}); the file may be "
+            raise VideoError(f"{path}: decoding failed after {index} frames ({ffmpeg_reason(e)}); the file may be "
                              f"truncated or corrupt") from None
         if index == 0:
             raise VideoError(f"{path}: no frame could be decoded; the file may be truncated or corrupt")
@@ -140,6 +128,70 @@ def decode_frames(path: str | Path, size: int | tuple[int, int] | None = None, *
             raise VideoError(f"{path}: only {index} frame; lstm-tv needs videos of at least {MIN_FRAMES} frames")
     finally:
         container.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The pieces of decoding that files and live sources (lstm_tv.data.sources) share
+
+
+def video_stream(container, name: str | Path, threads: int = 0):
+    """The container's first video stream, set up for threaded decoding.
+
+    Raises:
+        VideoError: there is no video stream, or its frames are smaller than MIN_SIDE.
+    """
+    if not container.streams.video:
+        raise VideoError(f"{name}: has no video stream (audio-only or not a video)")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"  # frame + slice threads inside FFmpeg's decoder (GIL released)
+    stream.codec_context.thread_count = threads
+    check_frame_size(name, stream.codec_context.width, stream.codec_context.height)
+    return stream
+
+
+def check_frame_size(name: str | Path, width: int, height: int) -> None:
+    """Refuse frames smaller than MIN_SIDE (a size of 0, i.e. not known yet, passes)."""
+    if width and height and min(width, height) < MIN_SIDE:
+        raise VideoError(f"{name}: frames of {width}x{height} px are too small; lstm-tv needs at least "
+                         f"{MIN_SIDE}x{MIN_SIDE}")
+
+
+def frame_seconds(frame: av.VideoFrame, stream, index: int, fallback_rate: float) -> float:
+    """A decoded picture's time in seconds from its pts (``index / fallback_rate`` when it has none)."""
+    if frame.pts is not None and stream.time_base:
+        return float(frame.pts * stream.time_base)
+    return index / fallback_rate
+
+
+class FrameConverter:
+    """Turns decoded pictures into :class:`DecodedFrame` s at the requested size (and the original's).
+
+    One reformatter per output for the whole video: it keeps FFmpeg's scaler context between frames
+    (``frame.to_ndarray(width=...)`` builds a new one per frame, which cost 4x the time here) and
+    follows a change of the input's size by itself. Originals keep the first picture's size, so a
+    stream whose resolution changes mid-way still gives frames of one shape.
+    """
+
+    def __init__(self, size: int | tuple[int, int] | None, original: bool = False):
+        self.width, self.height = (size, size) if isinstance(size, int) else (size or (None, None))
+        self.original = original
+        self._to_size, self._to_original = VideoReformatter(), VideoReformatter()
+        self._original_size: tuple[int, int] | None = None  # (width, height) of the first picture
+
+    def __call__(self, frame: av.VideoFrame, time: float) -> DecodedFrame:
+        """Convert one picture, whose time (seconds) the caller computed."""
+        rgb = self._to_size.reformat(frame, width=self.width, height=self.height, format="rgb24",
+                                     interpolation="AREA" if self.width is not None else None).to_ndarray()
+        full = None
+        if self.original:
+            if self._original_size is None:
+                self._original_size = (frame.width, frame.height)
+            width, height = self._original_size
+            resize = (width, height) != (frame.width, frame.height)
+            full = self._to_original.reformat(frame, width=width, height=height, format="rgb24",
+                                              interpolation="AREA" if resize else None).to_ndarray()
+        # FFmpeg pads rows to its alignment for some widths; callers get C-contiguous arrays.
+        return DecodedFrame(np.ascontiguousarray(rgb), time, np.ascontiguousarray(full) if full is not None else None)
 
 
 def read_frames(path: str | Path, size: int | tuple[int, int] | None = None, *,
@@ -160,7 +212,7 @@ def count_frames(path: str | Path) -> int:
             for _ in container.decode(stream):
                 n += 1
         except av.FFmpegError as e:
-            raise VideoError(f"{path}: decoding failed after {n} frames ({_reason(e)})") from None
+            raise VideoError(f"{path}: decoding failed after {n} frames ({ffmpeg_reason(e)})") from None
         return n
     finally:
         container.close()
@@ -187,7 +239,7 @@ class VideoWriter:
             self._container = av.open(str(self._tmp), mode="w", format="mp4")
         except av.FFmpegError as e:
             self._tmp.unlink(missing_ok=True)
-            raise VideoError(f"{self.path}: cannot write video ({_reason(e)})") from None
+            raise VideoError(f"{self.path}: cannot write video ({ffmpeg_reason(e)})") from None
         rate = Fraction(fps).limit_denominator(1001)
         try:
             self._stream = self._container.add_stream("libx264", rate=rate)
