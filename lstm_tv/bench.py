@@ -55,7 +55,6 @@ import numpy as np
 import torch
 from rich.markup import escape
 
-from lstm_tv.checkpoint import config_of, load_checkpoint, model_from_checkpoint
 from lstm_tv.config import Config, from_dict, merge, parse_overrides, read_yaml, render_yaml
 from lstm_tv.data import run_prepare, run_synth
 from lstm_tv.data.dataset import PreparedDataset
@@ -64,16 +63,15 @@ from lstm_tv.distributed import resolve_device
 from lstm_tv.errors import ConfigError, DatasetError, LstmTvError
 from lstm_tv.evaluate import FrameMetrics
 from lstm_tv.fileio import write_json, write_text
-from lstm_tv.model.cells import list_cells
-from lstm_tv.stream import array_chunks, stream_logits
+from lstm_tv.model.cells import bench_cells, list_cells
+from lstm_tv.stream import array_chunks, load_model, stream_logits
 from lstm_tv.train import train
 from lstm_tv.ui import QUIET, Bar, Reporter
 
 # The two datasets: frames of ``unknown`` between the last cue and a silhouette (inclusive ranges).
 GAP_SETTINGS: dict[str, tuple[int, int]] = {"short": (5, 20), "long": (60, 150)}
 
-ALL_CELLS = ("none", "tdnn", "rnn", "gru", "lstm", "peephole")  # table order: no memory first
-QUICK_CELLS = ("none", "rnn", "lstm")
+QUICK_CELLS = ("none", "rnn", "lstm")  # --quick: no memory, plain recurrence, gated; every cell: bench_cells()
 
 # The default budget, shared by every run (cell and seed aside). Smaller frames and encoder than
 # `lstm-tv train`'s default (32 px, width 16) and a fixed number of joint steps keep one run of a fused
@@ -325,9 +323,9 @@ def evaluate_run(checkpoint: Path, dataset: BenchDataset) -> dict:
         and ``by_distance``: ``{"frames": [...], "correct": [...]}`` indexed by distance in frames.
     """
     data = PreparedDataset(dataset.prepared)
-    ckpt = load_checkpoint(checkpoint)
-    device = resolve_device(config_of(ckpt, checkpoint).train.device)
-    model = model_from_checkpoint(ckpt, checkpoint).to(device)
+    ckpt, model = load_model(checkpoint, torch.device("cpu"))
+    device = resolve_device(ckpt.config.train.device)
+    model = model.to(device)
     metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
     longest = max((int(d.max()) for d in dataset.distances.values()), default=0)
     frames_at, correct_at = np.zeros(longest + 1, np.int64), np.zeros(longest + 1, np.int64)
@@ -560,7 +558,7 @@ def plot_results(path: Path, results: list[dict], rows: list[dict], cells: list[
     import matplotlib.pyplot as plt
 
     fig, (ax, ax_bar) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
-    colours = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(ALL_CELLS)}
+    colours = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(bench_cells())}
     for cell in cells:
         pts = distance_rows(results, [cell])
         if pts:
@@ -659,7 +657,7 @@ def run_bench(out: str | Path = "runs/bench", *, cells: list[str] | None = None,
     """
     reporter = reporter or QUIET
     out = Path(out)
-    cells = _checked("--cells", cells, QUICK_CELLS if quick else ALL_CELLS, list_cells())
+    cells = _checked("--cells", cells, QUICK_CELLS if quick else bench_cells(), list_cells())
     gaps = _checked("--gaps", gaps, tuple(GAP_SETTINGS), list(GAP_SETTINGS))
     n_seeds = seeds if seeds is not None else (QUICK_SEEDS if quick else DEFAULT_SEEDS)
     if n_seeds < 1:

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from lstm_tv import plots
-from lstm_tv.checkpoint import config_of
 from lstm_tv.data.dataset import PreparedDataset
 from lstm_tv.distributed import resolve_device
 from lstm_tv.errors import CheckpointError, DatasetError
@@ -589,14 +588,14 @@ def evaluate_checkpoint(checkpoint, *, data_dir=None, split: str = "test", repor
     checkpoint = Path(checkpoint)
     dev = resolve_device(device)
     ckpt, model = load_model(checkpoint, dev)
-    cfg = config_of(ckpt, checkpoint)
+    cfg = ckpt.config
     data = PreparedDataset(data_dir or cfg.data.dir)
-    if data.classes != ckpt["classes"]:
-        raise CheckpointError(f"{checkpoint}: trained on classes {ckpt['classes']} but {data.root} has "
+    if data.classes != list(ckpt.classes):
+        raise CheckpointError(f"{checkpoint}: trained on classes {list(ckpt.classes)} but {data.root} has "
                               f"{data.classes}; evaluate on data with the same classes")
-    if data.size != ckpt["size"]:
-        raise CheckpointError(f"{checkpoint}: trained at {ckpt['size']} px but {data.root} is prepared at "
-                              f"{data.size} px; prepare the data with data.size={ckpt['size']}")
+    if data.size != ckpt.size:
+        raise CheckpointError(f"{checkpoint}: trained at {ckpt.size} px but {data.root} is prepared at "
+                              f"{data.size} px; prepare the data with data.size={ckpt.size}")
     videos = data.split(split)
     if not videos:
         raise DatasetError(f"{data.root}: no {split} videos to evaluate")

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from lstm_tv.checkpoint import load_checkpoint, save_checkpoint
 from lstm_tv.data.video import count_frames, probe, read_frames
 from lstm_tv.errors import VideoError
-from lstm_tv.predict import BoundedTrace
+from lstm_tv.traces import BoundedTrace
 from lstm_tv.stream import decode_chunks, load_model, predict_video, prefetch
 
 CPU = torch.device("cpu")
@@ -50,10 +50,10 @@ def files_in(path: Path) -> set[str]:
 def test_streamed_probabilities_equal_one_full_forward(trained, model):
     ckpt, net = model
     video = trained["video"]
-    whole = np.stack([rgb for rgb, _ in read_frames(video, ckpt["size"])])    # what prepare stores
+    whole = np.stack([rgb for rgb, _ in read_frames(video, ckpt.size)])    # what prepare stores
     with torch.inference_mode():
         expected = torch.softmax(net(torch.from_numpy(whole)[None])[0][0], -1).numpy()
-    chunks = list(predict_video(net, video, ckpt["size"], CPU, batch=7))      # 7 does not divide 160
+    chunks = list(predict_video(net, video, ckpt.size, CPU, batch=7))      # 7 does not divide 160
     assert [c.start for c in chunks] == list(range(0, len(whole), 7))
     probs = np.concatenate([c.probs for c in chunks])
     assert probs.shape == (len(whole), 5)
