@@ -28,7 +28,8 @@ class Annotator:
             self.font = ImageFont.load_default(size=max(8, int(self.row * 0.8)))
         except (TypeError, OSError, ImportError):  # Pillow without FreeType: the fixed bitmap font
             self.font = ImageFont.load_default()
-        self.panel = (min(width, max(8 * self.row, width // 3)), min(height, (len(classes) + 1) * self.row + self.row // 2))
+        self.panel = (min(width, max(8 * self.row, width // 3)),
+                      min(height, (len(classes) + 1) * self.row + self.row // 2))
         self.writer = VideoWriter(path, fps=fps, width=width, height=height)
 
     def draw(self, frame: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -43,7 +44,7 @@ class Annotator:
         best = int(probs.argmax())
         draw.text((pad, 0), f"{self.classes[best]} {probs[best]:.0%}", fill=self.colours[best], font=self.font)
         name_w = int(pw * 0.45)
-        for k, (name, p) in enumerate(zip(self.classes, probs)):
+        for k, (name, p) in enumerate(zip(self.classes, probs, strict=True)):
             y = (k + 1) * r + pad
             draw.text((pad, y - pad), name, fill=(230, 230, 230), font=self.font)
             bar = int((pw - name_w - pad) * float(p))
@@ -53,7 +54,7 @@ class Annotator:
 
     def write(self, chunk: PredictedChunk) -> None:
         assert chunk.originals is not None  # predict_video(originals=True)
-        for frame, probs in zip(chunk.originals, chunk.probs):
+        for frame, probs in zip(chunk.originals, chunk.probs, strict=True):
             self.writer.write(self.draw(frame, probs))
 
     def __enter__(self) -> "Annotator":

@@ -82,7 +82,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                                   f"possibly crafted to run code when loaded ({blocked[0]})") from None
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt pickle data)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint "
+                              f"(truncated or corrupt: {str(e).splitlines()[0]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an lstm-tv checkpoint")
     missing = [k for k in REQUIRED if k not in ckpt]
@@ -110,7 +111,8 @@ def _check_fields(ckpt: dict, path: Path) -> None:
     if not isinstance(ckpt["config"], dict):
         raise CheckpointError(f"{path}: stored config is not a mapping")
     model = ckpt["model"]
-    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()):
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in model.items()):
         raise CheckpointError(f"{path}: weights are not a mapping of names to tensors")
     for key in ("mean", "std"):  # normalisation, stored since format 1
         value = ckpt.get(key, [0.0, 0.0, 0.0])

@@ -112,7 +112,7 @@ CheckpointOpt = Annotated[Optional[Path], typer.Option(
     help="A checkpoint (default: runs/latest/best.ckpt, the latest run's best, relative to the current directory).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 LabelsOpt = Annotated[Optional[Path], typer.Option(
-    help="True labels: a per-frame .txt or a segment .csv (FORMATS.md §1); with several videos a directory "
+    help="True labels: a per-frame .txt or a segment .csv (docs/formats.md §1); with several videos a directory "
          "of <stem>.txt/.csv. Adds a truth strip to figures and the accuracy to the summary.")]
 
 

@@ -6,7 +6,7 @@ follow the temporal-action-segmentation convention of MS-TCN (Farha & Gall, 2019
 maximal run of one label, the background class makes no segment, ``edit`` is a normalised Levenshtein
 distance between the segment label sequences averaged over videos, and ``f1@k`` counts a predicted
 segment as a true positive when it overlaps an unmatched true segment of its label with IoU >= k/100,
-with TP/FP/FN summed over videos before the F1 (see FORMATS.md §4).
+with TP/FP/FN summed over videos before the F1 (see docs/formats.md §4).
 
 :class:`FrameMetrics` accumulates one video at a time in constant memory per video (a confusion
 matrix, segment counts and one edit score per video). Its :meth:`FrameMetrics.state` is plain numbers
@@ -577,7 +577,7 @@ def evaluate_checkpoint(checkpoint, *, data_dir=None, split: str = "test", repor
     """``lstm-tv evaluate``: metrics of a checkpoint on one split; table, JSON report, confusion PNG.
 
     Returns:
-        The report dict (FORMATS.md §4) with ``checkpoint``, ``data`` and ``split`` added.
+        The report dict (docs/formats.md §4) with ``checkpoint``, ``data`` and ``split`` added.
     """
     reporter = reporter or QUIET
     if split not in ("train", "val", "test"):

@@ -92,8 +92,8 @@ def sidecar_path(out: str | Path) -> Path:
 
 def _require_onnx():
     try:
-        import onnx  # noqa: F401  (the exporter writes ONNX protobufs)
-        import onnxruntime
+        import onnx  # noqa: F401  (deferred: only ONNX export needs onnx, ~0.5 s to import; the exporter writes its protobufs)
+        import onnxruntime  # deferred likewise: it runs the exported file to verify it
     except ImportError:
         raise LstmTvError("ONNX export needs the onnx and onnxruntime packages: pip install 'lstm-tv[onnx]'") from None
     return onnxruntime
@@ -107,7 +107,7 @@ def describe(record: CheckpointRecord, model: FrameClassifier, fmt: str, model_f
     names = state_names(model.cell, len(initial))
     batch_dim = model.cell.state_batch_dim
     state = []
-    for name, tensor in zip(names, initial):
+    for name, tensor in zip(names, initial, strict=True):
         shape: list = list(tensor.shape)
         shape[batch_dim] = "batch"
         state.append({"name": name, "output": f"{name}_out", "shape": shape, "dtype": "float32",
@@ -171,7 +171,7 @@ def _runner(fmt: str, path: Path, names: tuple[str, ...]):
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
         def run(frames: np.ndarray, state: list[np.ndarray]):
-            out = session.run(None, {"frames": frames, **dict(zip(names, state))})
+            out = session.run(None, {"frames": frames, **dict(zip(names, state, strict=True))})
             return out[0], out[1:]
         return run
     loaded = torch.jit.load(str(path), map_location="cpu")
@@ -198,8 +198,24 @@ def verify_stream(run, model: FrameClassifier, size: int, lengths: list[int], *,
             logits_t, state_t = model(frames, state_t)
         logits_n, state_n = run(frames.numpy(), state_n)
         worst = max(worst, float(np.abs(logits_n - logits_t.numpy()).max()),
-                    *(float(np.abs(a - b.numpy()).max()) for a, b in zip(state_n, state_t) if b.numel()))
+                    *(float(np.abs(a - b.numpy()).max()) for a, b in zip(state_n, state_t, strict=True) if b.numel()))
     return worst
+
+
+def _checked_out(checkpoint: Path, fmt: str, out: str | Path | None, chunk: int | None) -> Path:
+    """The model file to write, after checking the format, the onnx packages, ``chunk`` and the path."""
+    from lstm_tv.fileio import check_parent
+
+    if fmt not in FORMATS:
+        raise LstmTvError(f"--format {fmt!r}: choose {' or '.join(FORMATS)}")
+    if fmt == "onnx":
+        _require_onnx()
+    if chunk is not None and chunk < 1:
+        raise LstmTvError(f"--chunk {chunk}: must be at least 1 frame")
+    out = check_parent(Path(out) if out is not None else default_out(checkpoint, fmt))
+    if out.resolve() == checkpoint.resolve():
+        raise LstmTvError(f"{out}: would overwrite the checkpoint; choose another --out")
+    return out
 
 
 def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None = None, *,
@@ -221,19 +237,11 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
         LstmTvError: unknown format, missing onnx packages, bad checkpoint or output path, a failed
             verification -- with nothing written.
     """
-    from lstm_tv.fileio import atomic_path, check_parent
+    from lstm_tv.fileio import atomic_path
     from lstm_tv.stream import load_model
 
-    if fmt not in FORMATS:
-        raise LstmTvError(f"--format {fmt!r}: choose {' or '.join(FORMATS)}")
-    if fmt == "onnx":
-        _require_onnx()
-    if chunk is not None and chunk < 1:
-        raise LstmTvError(f"--chunk {chunk}: must be at least 1 frame")
     checkpoint = Path(checkpoint)
-    out = check_parent(Path(out) if out is not None else default_out(checkpoint, fmt))
-    if out.resolve() == checkpoint.resolve():
-        raise LstmTvError(f"{out}: would overwrite the checkpoint; choose another --out")
+    out = _checked_out(checkpoint, fmt, out, chunk)
     record, model = load_model(checkpoint, torch.device("cpu"))
     cell, size = record.cell, record.size
     fixed = not type(model.cell).dynamic_length
@@ -260,8 +268,9 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
                 traced = torch.jit.trace(step, example, check_trace=False)
                 torch.jit.save(traced, str(tmp_model))
         except Exception as e:  # an exporter failure is ours, but the user needs one line and no file
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise LstmTvError(f"{checkpoint}: {fmt} export of the {cell} model failed "
-                              f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from e
+                              f"({type(e).__name__}: {reason})") from e
         worst = verify_stream(_runner(fmt, tmp_model, names), model, size, lengths)
         if not worst <= TOLERANCE:
             raise LstmTvError(f"{out}: the exported model differs from PyTorch by {worst:.2e} (> {TOLERANCE}) over a "
@@ -281,7 +290,8 @@ def run_export(checkpoint: Path, fmt: str, out: Path | None = None, *, chunk: in
     model_path, json_path, worst = export_checkpoint(checkpoint, fmt, out, chunk=chunk)
     info = json.loads(json_path.read_text(encoding="utf-8"))
     states = ", ".join(f"{s['name']} {tuple(s['shape'])}" for s in info["state"]) or "none"
-    reporter.info(f"wrote [bold]{escape(str(model_path))}[/] and [bold]{escape(str(json_path))}[/]: {info['cell']} model, frames "
+    reporter.info(f"wrote [bold]{escape(str(model_path))}[/] and [bold]{escape(str(json_path))}[/]: "
+                  f"{info['cell']} model, frames "
                   f"{tuple(info['input']['shape'])} uint8, state {states}; time {info['time'].split(':')[0]}; "
                   f"matches PyTorch to {worst:.1e} over a 3-chunk stream")
     return model_path

@@ -27,7 +27,6 @@ from lstm_tv.traces import BoundedTrace
 from lstm_tv.truth import TruthLabels
 from lstm_tv.writers import FIGURE_SUFFIXES, format_for, open_writer, prediction_suffixes
 
-
 # ---------------------------------------------------------------------------------------------------
 # Planning: which video goes to which outputs
 
@@ -107,7 +106,8 @@ def plan_jobs(videos: list[Path], *, out: Path | None, annotate: Path | None, ti
                        _output_for("timeline", timeline, video, several, FIGURE_SUFFIXES))
         if labels is not None:
             if labels.is_dir():
-                found = [labels / f"{video.stem}{s}" for s in (".txt", ".csv") if (labels / f"{video.stem}{s}").is_file()]
+                found = [labels / f"{video.stem}{s}" for s in (".txt", ".csv")
+                         if (labels / f"{video.stem}{s}").is_file()]
                 if not found:
                     raise LabelError(f"{labels}: no {video.stem}.txt or {video.stem}.csv for {video}")
                 job.labels = found[0]
@@ -289,11 +289,12 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
     path, record, model, dev = open_for_inference(checkpoint, device, batch=batch)
     precision = set_precision(model, dev, amp, reporter)
     infos = [probe(job.video) for job in jobs]  # every video opens before the first is decoded
-    truths = [read_truth(job.labels, record, info) if job.labels else None for job, info in zip(jobs, infos)]
+    truths = [read_truth(job.labels, record, info) if job.labels else None
+              for job, info in zip(jobs, infos, strict=True)]
     shown = escape(f"{path} -> {path.resolve()}" if checkpoint is None else str(path))
     reporter.info(f"checkpoint [bold]{shown}[/] ({record.size} px, {record.cell} cell, {dev}, encoder in {precision})")
     summaries = []
-    for job, info, truth in zip(jobs, infos, truths):
+    for job, info, truth in zip(jobs, infos, truths, strict=True):
         step = stride_for(info, stride, fps)
         with reporter.bar(escape(job.video.name), total=info.frames or None) as bar:
             summary = predict_job(model, record, job, info, dev, batch=batch, stride=step, truth=truth,
@@ -331,7 +332,7 @@ def summary_rows(summary: VideoSummary, classes: Sequence[str]) -> list[tuple[st
                      + (f", model on 1 frame in {summary.stride}" if summary.stride > 1 else ""))]
     if summary.correct is not None:
         rows.append(("accuracy", f"{summary.correct / max(summary.frames, 1):.3f} (vs the labels)"))
-    for name, count in zip(classes, summary.counts.tolist()):
+    for name, count in zip(classes, summary.counts.tolist(), strict=True):
         rows.append((name, f"{100 * count / max(summary.frames, 1):5.1f} %"))
     rows.append(("written", escape(", ".join(map(str, summary.written))) if summary.written else
                  "nothing (give --out, --annotate or --timeline)"))

@@ -24,7 +24,8 @@ class TruthLabels:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix == ".txt":
-            self.frame_labels: np.ndarray | None = np.asarray(read_frame_labels(self.path, list(classes)), dtype=np.int64)
+            labels = read_frame_labels(self.path, list(classes))
+            self.frame_labels: np.ndarray | None = np.asarray(labels, dtype=np.int64)
             self.segments = None
         elif suffix == ".csv":
             self.frame_labels, self.segments = None, read_segments(self.path, list(classes))

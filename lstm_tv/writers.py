@@ -93,7 +93,8 @@ def format_for(path: str | Path) -> str:
     name = str(path).lower()
     matches = [cls for cls in WRITERS.values() if name.endswith(cls.suffix)]
     if not matches:
-        raise LstmTvError(f"{path}: --out must end in {' or '.join(prediction_suffixes())} (or be an existing directory)")
+        raise LstmTvError(f"{path}: --out must end in {' or '.join(prediction_suffixes())} "
+                          f"(or be an existing directory)")
     return max(matches, key=lambda cls: len(cls.suffix)).name
 
 
@@ -167,7 +168,7 @@ class JsonlWriter(FrameRowWriter):
     suffix = ".jsonl"
 
     def format_row(self, values: list) -> str:
-        return json.dumps(dict(zip(self.keys, values)))
+        return json.dumps(dict(zip(self.keys, values, strict=True)))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -214,7 +215,7 @@ class SegmentWriter(PredictionWriter):
     def write(self, chunk: PredictedChunk) -> None:
         labels, conf, times = chunk.labels, chunk.confidence, chunk.times
         cuts = np.flatnonzero(np.diff(labels)) + 1  # first frame of each new run inside the chunk
-        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(labels)]):
+        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(labels)], strict=True):
             label = int(labels[a])
             if self._run is not None and self._run[0] != label:
                 self._close_run(float(times[a]))

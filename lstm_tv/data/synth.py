@@ -31,7 +31,7 @@ Each video draws from generators seeded by ``(seed, video index, stream)`` -- on
 one per scene, one per object, one for noise -- so a video's content depends only on ``(seed, index)``,
 not on the worker count or on the order in which videos are rendered.
 
-Output is the raw layout of FORMATS.md section 1, written to a temporary sibling directory and renamed
+Output is the raw layout of docs/formats.md section 1, written to a temporary sibling directory and renamed
 into place at the end, so an interrupted run leaves nothing under ``OUT``.
 """
 
@@ -551,7 +551,7 @@ DRAWERS: dict[str, Callable[[_Pen, tuple, Sequence[float]], None]] = {
 
 
 # ---------------------------------------------------------------------------------------------------
-# Writing the dataset (FORMATS.md section 1)
+# Writing the dataset (docs/formats.md section 1)
 
 
 def video_stem(index: int) -> str:
