@@ -32,7 +32,7 @@ from lstm_tv.checkpoint import checkpoint_payload, save_checkpoint
 from lstm_tv.config import load_config
 from lstm_tv.data.video import VideoWriter, probe, read_frames
 from lstm_tv.model.classifier import build_model
-from lstm_tv.predict import VideoJob, native_bf16, predict_job
+from lstm_tv.predict import PredictionJob, native_bf16, predict_job
 from lstm_tv.stream import load_model
 
 
@@ -104,7 +104,7 @@ def read_frames_rate(video: Path, size: int) -> float:
 
 
 def predict_rate(model, ckpt, video: Path, out: Path, **kwargs) -> float:
-    summary = predict_job(model, ckpt, VideoJob(video, out=out), probe(video), torch.device("cpu"), **kwargs)
+    summary = predict_job(model, ckpt, PredictionJob(video, out=out), probe(video), torch.device("cpu"), **kwargs)
     return summary.frames_per_s
 
 
@@ -139,7 +139,7 @@ def main() -> None:
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
 
     ckpt, model = load_model(ckpt_path, torch.device("cpu"))
-    size = ckpt["size"]
+    size = ckpt.size
 
     def predict(precision, background):
         model.encoder_autocast = precision

@@ -50,7 +50,6 @@ from rich.markup import escape
 
 from lstm_tv.bench_data import GAP_SETTINGS, BenchDataset, bench_dataset, config_hash
 from lstm_tv.bench_report import (
-    ALL_CELLS,
     TABLE_HEADER,
     BenchOutputs,
     budget_text,
@@ -65,13 +64,13 @@ from lstm_tv.distributed import resolve_device
 from lstm_tv.errors import ConfigError, LstmTvError
 from lstm_tv.fileio import write_json, write_text
 from lstm_tv.metrics import METRICS
-from lstm_tv.model.cells import list_cells
+from lstm_tv.model.cells import bench_cells, list_cells
 from lstm_tv.stream import load_model
 from lstm_tv.training import fit
 from lstm_tv.ui import QUIET, Bar, Reporter
 from lstm_tv.validation import evaluate_model
 
-QUICK_CELLS = ("none", "rnn", "lstm")  # --quick's default cells (all cells: bench_report.ALL_CELLS)
+QUICK_CELLS = ("none", "rnn", "lstm")  # --quick: no memory, plain recurrence, gated; every cell: bench_cells()
 
 # The default budget, shared by every run (cell and seed aside). Smaller frames and encoder than
 # `lstm-tv train`'s default (32 px, width 16) and a fixed number of joint steps keep one run of a fused
@@ -317,7 +316,7 @@ def run_bench(out: str | Path = "runs/bench", *, cells: list[str] | None = None,
     """
     reporter = reporter or QUIET
     out = Path(out)
-    cells = _checked("--cells", cells, QUICK_CELLS if quick else ALL_CELLS, list_cells())
+    cells = _checked("--cells", cells, QUICK_CELLS if quick else bench_cells(), list_cells())
     gaps = _checked("--gaps", gaps, tuple(GAP_SETTINGS), list(GAP_SETTINGS))
     n_seeds = seeds if seeds is not None else (QUICK_SEEDS if quick else DEFAULT_SEEDS)
     if n_seeds < 1:

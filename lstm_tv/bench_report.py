@@ -18,8 +18,8 @@ from lstm_tv.bench_data import GAP_SETTINGS
 from lstm_tv.config import Config
 from lstm_tv.fileio import write_text
 from lstm_tv.metrics import METRICS, metric
+from lstm_tv.model.cells import bench_cells
 
-ALL_CELLS = ("none", "tdnn", "rnn", "gru", "lstm", "peephole")  # table order: no memory first
 DISTANCE_BIN = 20  # frames per bin of the accuracy-against-distance curves
 
 
@@ -190,7 +190,7 @@ def plot_results(path: Path, results: list[dict], rows: list[dict], cells: list[
     import matplotlib.pyplot as plt
 
     fig, (ax, ax_bar) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
-    colours = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(ALL_CELLS)}
+    colours = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(bench_cells())}
     for cell in cells:
         pts = distance_rows(results, [cell])
         if pts:

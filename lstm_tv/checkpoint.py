@@ -8,8 +8,10 @@ state and run history. It contains only tensors, numbers, strings, lists and dic
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +51,17 @@ def checkpoint_payload(model: torch.nn.Module, cfg: Config, *, classes: list[str
         "fps": float(fps),
         "mean": model.mean.flatten().tolist(),
         "std": model.std.flatten().tolist(),
+        "temperature": 1.0,  # softmax temperature; calibration after training may store another
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load and check a checkpoint (on the CPU).
+    """Load and check a checkpoint's payload (on the CPU), as the plain dict stored on disk.
+
+    ``train --resume`` reads its training state from it; inference reads the typed
+    :class:`CheckpointRecord` instead (:func:`load_record`).
 
     Raises:
         CheckpointError: missing, truncated or not a checkpoint; from a newer lstm-tv; containing
@@ -76,7 +82,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                                   f"possibly crafted to run code when loaded ({blocked[0]})") from None
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt pickle data)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint "
+                              f"(truncated or corrupt: {str(e).splitlines()[0]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an lstm-tv checkpoint")
     missing = [k for k in REQUIRED if k not in ckpt]
@@ -104,7 +111,8 @@ def _check_fields(ckpt: dict, path: Path) -> None:
     if not isinstance(ckpt["config"], dict):
         raise CheckpointError(f"{path}: stored config is not a mapping")
     model = ckpt["model"]
-    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()):
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in model.items()):
         raise CheckpointError(f"{path}: weights are not a mapping of names to tensors")
     for key in ("mean", "std"):  # normalisation, stored since format 1
         value = ckpt.get(key, [0.0, 0.0, 0.0])
@@ -114,28 +122,129 @@ def _check_fields(ckpt: dict, path: Path) -> None:
 
 
 def config_of(ckpt: dict, path: str | Path = "checkpoint") -> Config:
-    """The resolved config stored in a checkpoint."""
+    """The resolved config stored in a checkpoint payload."""
     try:
         return from_dict(ckpt["config"])
     except ConfigError as e:
         raise CheckpointError(f"{path}: stored config is invalid ({e})") from None
 
 
-def model_from_checkpoint(ckpt: dict, path: str | Path = "checkpoint"):
-    """Rebuild the model of a checkpoint with its weights, in eval mode on the CPU.
+# ---------------------------------------------------------------------------------------------------
+# The typed record: what a checkpoint holds, by name
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """A checkpoint's contents, checked and typed (see :func:`load_record`).
+
+    Attributes:
+        config: the resolved config the model was trained with.
+        classes: class names, in the order of the model's outputs.
+        background: the background class (one of ``classes``).
+        size: frame side in pixels the model reads (square frames).
+        fps: frame rate of the training data, None when unknown (see :attr:`frame_rate`).
+        mean, std: per-channel normalisation (RGB, on the [0, 1] scale) the model applies itself; None
+            in a file that does not record it (the weights' ``mean``/``std`` buffers still hold it).
+        weights: the model's state dict (CPU tensors).
+        temperature: softmax temperature for calibrated probabilities (1.0 = none); stored, not yet applied.
+        version: checkpoint format version of the file.
+        lstm_tv_version: the lstm-tv that wrote it, when recorded.
+        training: everything else ``train`` stored: ``epoch``, ``metrics`` (the validation report), and in
+            a ``last.ckpt`` the optimiser, scheduler, progress and RNG state that ``--resume`` needs.
+        path: the file it was read from (for messages).
+    """
+
+    config: Config
+    classes: tuple[str, ...]
+    background: str
+    size: int
+    weights: dict[str, torch.Tensor]
+    fps: float | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    temperature: float = 1.0
+    version: int = FORMAT_VERSION
+    lstm_tv_version: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    path: Path = Path("checkpoint")
+
+    @classmethod
+    def from_payload(cls, ckpt: dict[str, Any], path: str | Path = "checkpoint") -> "CheckpointRecord":
+        """The record of a payload already checked by :func:`load_checkpoint`.
+
+        Raises:
+            CheckpointError: the stored config or temperature is invalid.
+        """
+        path = Path(path)
+        temperature = ckpt.get("temperature", 1.0)
+        if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not temperature > 0:
+            raise CheckpointError(f"{path}: temperature {temperature!r} is not a positive number")
+        fps = ckpt.get("fps")
+        return cls(
+            config=config_of(ckpt, path), classes=tuple(ckpt["classes"]), background=ckpt["background"],
+            size=ckpt["size"], weights=ckpt["model"],
+            fps=float(fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0 else None,
+            mean=tuple(ckpt["mean"]) if "mean" in ckpt else None, std=tuple(ckpt["std"]) if "std" in ckpt else None,
+            temperature=float(temperature), version=ckpt["version"], lstm_tv_version=ckpt.get("lstm_tv_version"),
+            training={k: v for k, v in ckpt.items() if k not in _RECORD_KEYS}, path=path)
+
+    def to_payload(self) -> dict[str, Any]:
+        """The dict :func:`save_checkpoint` writes: ``load_record(save(to_payload()))`` gives this record back."""
+        payload = {"format": FORMAT, "version": self.version, "lstm_tv_version": self.lstm_tv_version,
+                   "config": self.config.to_dict(), "classes": list(self.classes), "background": self.background,
+                   "size": self.size, "fps": self.fps, "temperature": self.temperature, "model": self.weights}
+        if self.mean is not None:
+            payload["mean"] = list(self.mean)
+        if self.std is not None:
+            payload["std"] = list(self.std)
+        return {**payload, **self.training}
+
+    @property
+    def cell(self) -> str:
+        """The memory cell's registered name."""
+        return self.config.model.cell
+
+    @property
+    def frame_rate(self) -> float:
+        """The training data's frame rate (25 when unknown), for videos whose header has none."""
+        return self.fps if self.fps is not None else 25.0
+
+    def build_model(self):
+        """The model of this checkpoint with its weights, in eval mode on the CPU.
+
+        Raises:
+            CheckpointError: the weights do not fit the model the stored config describes.
+        """
+        from lstm_tv.model.classifier import build_model  # the model imports torch.nn and its encoders
+
+        # Pretrained weights are already in the state dict: build the bare architecture, load nothing else.
+        model = build_model(dataclasses.replace(self.config.model, pretrained=False), len(self.classes))
+        try:
+            model.load_state_dict(self.weights)
+        except (RuntimeError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{self.path}: weights do not match the model in its config "
+                                  f"({str(e).splitlines()[0]})") from None
+        return model.eval()
+
+
+# Payload keys the record holds as fields; every other key goes to ``training``.
+_RECORD_KEYS = frozenset({"format", "version", "lstm_tv_version", "config", "classes", "background", "size", "fps",
+                          "mean", "std", "temperature", "model"})
+
+
+def load_record(path: str | Path) -> CheckpointRecord:
+    """Load, check and type a checkpoint (on the CPU): the one way to read one for inference.
 
     Raises:
-        CheckpointError: the weights do not fit the model the stored config describes.
+        CheckpointError: as :func:`load_checkpoint`, or an invalid stored config or temperature.
     """
-    from lstm_tv.model.classifier import build_model
+    return CheckpointRecord.from_payload(load_checkpoint(path), path)
 
-    cfg = config_of(ckpt, path)
-    # Pretrained weights are already in the state dict: build the bare architecture, load nothing else.
-    cfg.model.pretrained = False
-    model = build_model(cfg.model, len(ckpt["classes"]))
-    try:
-        model.load_state_dict(ckpt["model"])
-    except (RuntimeError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{path}: weights do not match the model in its config "
-                              f"({str(e).splitlines()[0]})") from None
-    return model.eval()
+
+def model_from_checkpoint(ckpt: dict, path: str | Path = "checkpoint"):
+    """Rebuild the model of a checkpoint payload with its weights, in eval mode on the CPU.
+
+    Raises:
+        CheckpointError: invalid stored config, or weights that do not fit the model it describes.
+    """
+    return CheckpointRecord.from_payload(ckpt, path).build_model()

@@ -121,7 +121,7 @@ CheckpointOpt = Annotated[Optional[Path], typer.Option(
     help="A checkpoint (default: runs/latest/best.ckpt, the latest run's best, relative to the current directory).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 LabelsOpt = Annotated[Optional[Path], typer.Option(
-    help="True labels: a per-frame .txt or a segment .csv (FORMATS.md §1); with several videos a directory "
+    help="True labels: a per-frame .txt or a segment .csv (docs/formats.md §1); with several videos a directory "
          "of <stem>.txt/.csv. Adds a truth strip to figures and the accuracy to the summary.")]
 
 
@@ -172,7 +172,7 @@ def explain(video: Annotated[Path, typer.Argument(help="The video to explain.")]
             device: DeviceOpt = "auto") -> None:
     """Figure of the memory over a video: class probabilities, forget/input/output gates, cell state.
 
-    For lstm and peephole cells. Long videos are summarised into at most ~4000 points per curve (each the mean of consecutive frames).
+    For memory cells with gates (lstm, peephole). Long videos are summarised into at most ~4000 points per curve (each the mean of consecutive frames).
     """
     from lstm_tv.explain import run_explain
 
@@ -190,7 +190,7 @@ def export(checkpoint: Annotated[Path, typer.Argument(help="The checkpoint to ex
                help="peephole cells only: the fixed number of frames per call (default 16); other cells take any.")] = None) -> None:
     """Export the streaming step (frames + state in, logits + state out) as ONNX or TorchScript.
 
-    State inputs by cell: lstm/peephole h, c; gru/rnn h; tdnn context; none nothing. The export is checked against PyTorch over a 3-chunk stream before it is written. ONNX needs pip install 'lstm-tv\\[onnx]'.
+    The state inputs are the memory cell's own (lstm: h, c; see docs/formats.md for each cell). The export is checked against PyTorch over a 3-chunk stream before it is written. ONNX needs pip install 'lstm-tv\\[onnx]'.
     """
     from lstm_tv.export import run_export
 
@@ -209,7 +209,8 @@ def bench(config: Annotated[Optional[Path], typer.Option(
               show_default=False)] = None,
           out: Annotated[Path, typer.Option(help="Bench directory: datasets, runs, results.csv/.md, the figure.")] = Path("runs/bench"),
           cells: Annotated[Optional[str], typer.Option(
-              help="Comma-separated memory cells (default: none,tdnn,rnn,gru,lstm,peephole; with --quick: none,rnn,lstm).",
+              help="Comma-separated memory cells (default: every registered cell, as lstm-tv config show lists "
+                   "them under model.cell; with --quick: none,rnn,lstm).",
               show_default=False)] = None,
           gaps: Annotated[Optional[str], typer.Option(
               help="Comma-separated gap settings: short (5-20 frames), long (60-150) (default: both).",

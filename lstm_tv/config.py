@@ -18,7 +18,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 import yaml
 
@@ -28,10 +28,18 @@ from lstm_tv.metrics import TRACKED
 DEFAULT_CLASSES = ["wolf", "dog", "bear", "goldfish", "unknown"]
 
 
+def _registered_cells() -> str:
+    # Deferred: the cell registry imports torch, which only rendering the help needs.
+    from lstm_tv.model.cells import describe_cells
+
+    return describe_cells()
+
+
 def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-            choices: tuple | None = None) -> Any:
-    """A dataclass field with its meaning and allowed range (inclusive) or choices."""
-    meta = {"help": help, "min": min, "max": max, "choices": choices}
+            choices: tuple | None = None, names: Callable[[], str] | None = None) -> Any:
+    """A dataclass field with its meaning and allowed range (inclusive) or choices; ``names`` fills
+    ``{names}`` in ``help`` from a registry when the help is rendered."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices, "names": names}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -99,7 +107,7 @@ class ModelConfig:
     pretrained: Union[bool, str] = setting(False, "false, true (torchvision weights from the local cache only) or a path to a state dict")
     width: int = setting(32, "channels of the first block of the compact cnn encoder (doubles per block)", min=4, max=512)
     embed: int = setting(128, "size of the per-frame embedding the encoder outputs", min=4, max=4096)
-    cell: str = setting("lstm", "memory cell: lstm, peephole, gru, rnn, tdnn (causal window) or none (frame only)")
+    cell: str = setting("lstm", "memory cell: {names}", names=_registered_cells)
     hidden: int = setting(128, "hidden (and cell) state size of the memory cell", min=1, max=8192)
     layers: int = setting(1, "stacked memory layers", min=1, max=16)
     dropout: float = setting(0.0, "dropout between embedding, memory layers and head", min=0.0, max=0.95)
@@ -441,7 +449,8 @@ def render_yaml(cfg: Config, *, comments: bool = True) -> str:
         for key, (f, tp) in _fields(cls).items():
             entry = f"  {key}: {_yaml_value(tree[name][key])}"
             if comments:
-                entry += f"  # ({_type_name(tp)}) {f.metadata['help']}"
+                names = f.metadata.get("names")
+                entry += f"  # ({_type_name(tp)}) {f.metadata['help'].format(names=names()) if names else f.metadata['help']}"
             lines.append(entry)
         if comments:
             lines.append("")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lstm_tv.checkpoint import config_of
 from lstm_tv.data.dataset import PreparedDataset
 from lstm_tv.distributed import resolve_device
 from lstm_tv.errors import CheckpointError, DatasetError
@@ -24,7 +23,7 @@ def evaluate_checkpoint(checkpoint, *, data_dir=None, split: str = "test", repor
     """``lstm-tv evaluate``: metrics of a checkpoint on one split; table, JSON report, confusion PNG.
 
     Returns:
-        The report dict (FORMATS.md §4) with ``checkpoint``, ``data`` and ``split`` added.
+        The report dict (docs/formats.md §4) with ``checkpoint``, ``data`` and ``split`` added.
     """
     reporter = reporter or QUIET
     if split not in ("train", "val", "test"):
@@ -35,14 +34,14 @@ def evaluate_checkpoint(checkpoint, *, data_dir=None, split: str = "test", repor
     checkpoint = Path(checkpoint)
     dev = resolve_device(device)
     ckpt, model = load_model(checkpoint, dev)
-    cfg = config_of(ckpt, checkpoint)
+    cfg = ckpt.config
     data = PreparedDataset(data_dir or cfg.data.dir)
-    if data.classes != ckpt["classes"]:
-        raise CheckpointError(f"{checkpoint}: trained on classes {ckpt['classes']} but {data.root} has "
+    if data.classes != list(ckpt.classes):
+        raise CheckpointError(f"{checkpoint}: trained on classes {list(ckpt.classes)} but {data.root} has "
                               f"{data.classes}; evaluate on data with the same classes")
-    if data.size != ckpt["size"]:
-        raise CheckpointError(f"{checkpoint}: trained at {ckpt['size']} px but {data.root} is prepared at "
-                              f"{data.size} px; prepare the data with data.size={ckpt['size']}")
+    if data.size != ckpt.size:
+        raise CheckpointError(f"{checkpoint}: trained at {ckpt.size} px but {data.root} is prepared at "
+                              f"{data.size} px; prepare the data with data.size={ckpt.size}")
     videos = data.split(split)
     if not videos:
         raise DatasetError(f"{data.root}: no {split} videos to evaluate")

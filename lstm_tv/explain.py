@@ -4,7 +4,7 @@ The video streams through the model as in ``predict`` (same decoding, same chunk
 except that the memory cell runs as the readable reference cell (:func:`~lstm_tv.model.reference.trace_gates`),
 which reports every gate. Per frame only a summary is kept -- the class probabilities, the mean forget,
 input and output gate over the layer's units, the norm of the cell state ``c`` and the units of ``c`` --
-in a :class:`~lstm_tv.predict.BoundedTrace`, so a long video costs bounded memory and its figure
+in a :class:`~lstm_tv.traces.BoundedTrace`, so a long video costs bounded memory and its figure
 bounded points. What to look for on the synthetic TV data: after a bear (a nature cue), a few cell
 units jump and stay, the forget gate stays near 1 across the gap of unknown frames, and the next
 ambiguous canine comes out as ``wolf``; at a channel switch the forget gate dips and those units are
@@ -20,9 +20,12 @@ import numpy as np
 import torch
 
 from lstm_tv.errors import LstmTvError
+from lstm_tv.model.cells import gated_cells
 from lstm_tv.model.classifier import FrameClassifier
-from lstm_tv.predict import FIGURE_SUFFIXES, Binned, BoundedTrace, TruthLabels
-from lstm_tv.stream import DEFAULT_BATCH, decode_chunks, load_model, prefetch, resolve_checkpoint
+from lstm_tv.stream import DEFAULT_BATCH, decode_chunks, open_for_inference, prefetch
+from lstm_tv.traces import Binned, BoundedTrace
+from lstm_tv.truth import TruthLabels
+from lstm_tv.writers import FIGURE_SUFFIXES
 
 GATES = ("forget", "input", "output")  # the candidate is not a gate: it is what gets written
 UNITS = 4  # cell-state units drawn: the ones that vary most over the video
@@ -79,8 +82,8 @@ class Explanation:
 
 
 def has_gates(model: FrameClassifier) -> bool:
-    """Whether the model's memory cell can be traced gate by gate (lstm and peephole cells)."""
-    return hasattr(model.cell, "reference_cells")
+    """Whether the model's memory cell can be traced gate by gate (its class says ``has_gates``)."""
+    return type(model.cell).has_gates
 
 
 def explain_video(model: FrameClassifier, path: str | Path, size: int, device: torch.device, *,
@@ -89,7 +92,7 @@ def explain_video(model: FrameClassifier, path: str | Path, size: int, device: t
     """Stream a video through the model, tracing one layer's gates and cell state.
 
     Args:
-        model: an ``lstm`` or ``peephole`` classifier in eval mode on ``device``.
+        model: a classifier whose cell has gates (:func:`has_gates`), in eval mode on ``device``.
         path: the video; ``size`` the model's frame size.
         layer: the memory layer to show (0 = first, -1 = last).
         batch: decoded frames per chunk; the state is carried from chunk to chunk.
@@ -146,10 +149,8 @@ def run_explain(video: Path, *, checkpoint: str | Path | None = None, out: Path 
     """
     from rich.markup import escape
 
-    from lstm_tv import plots
-    from lstm_tv.checkpoint import config_of
+    from lstm_tv import plots  # deferred: matplotlib, only now that a figure will be written
     from lstm_tv.data.video import probe
-    from lstm_tv.distributed import resolve_device
     from lstm_tv.fileio import check_parent
     from lstm_tv.ui import QUIET
 
@@ -159,26 +160,24 @@ def run_explain(video: Path, *, checkpoint: str | Path | None = None, out: Path 
     if out.suffix.lower() not in FIGURE_SUFFIXES:
         raise LstmTvError(f"{out}: --out must end in {', '.join(FIGURE_SUFFIXES)}")
     check_parent(out)
-    if batch < 1:
-        raise LstmTvError(f"--batch {batch}: must be at least 1 frame")
-    path = resolve_checkpoint(checkpoint)
-    dev = resolve_device(device)
-    ckpt, model = load_model(path, dev)
-    cell_name = config_of(ckpt, path).model.cell
+    path, record, model, dev = open_for_inference(checkpoint, device, batch=batch)
+    cell_name = record.cell
     if not has_gates(model):
+        gated = gated_cells()
+        names = f"{', '.join(gated[:-1])} and {gated[-1]}" if len(gated) > 1 else "".join(gated)
         raise LstmTvError(f"{path}: explain traces LSTM gates, but this model's memory cell is {cell_name!r}; "
-                          f"only lstm and peephole cells have gates")
+                          f"only {names} cells have gates")
     layers = len(model.cell.reference_cells())
     layer = layers - 1 if layer is None else layer
     if not 0 <= layer < layers:
         raise LstmTvError(f"--layer {layer}: the memory cell of {path} has {layers} layer(s), 0 to {layers - 1}")
     info = probe(video)
-    truth = TruthLabels(labels, ckpt["classes"], ckpt["background"]) if labels is not None else None
+    truth = TruthLabels(labels, record.classes, record.background) if labels is not None else None
     if truth is not None:
         truth.check_count(info.frames)
     reporter.info(f"checkpoint [bold]{escape(str(path))}[/] ({cell_name}, layer {layer} of {layers})")
     with reporter.bar(f"explain {escape(video.name)}", total=info.frames or None) as bar:
-        exp = explain_video(model, video, ckpt["size"], dev, layer=layer, batch=batch, truth=truth,
+        exp = explain_video(model, video, record.size, dev, layer=layer, batch=batch, truth=truth,
                             frame_time=1.0 / info.fps if info.fps else None, progress=lambda done: bar.update(done))
     warning = truth.finish(int(exp.binned.count.sum())) if truth is not None else None
     if warning:
@@ -188,7 +187,7 @@ def run_explain(video: Path, *, checkpoint: str | Path | None = None, out: Path 
     title = (f"{video.name}: {cell_name} memory, layer {layer} of {layers}"
              + (f" (each point: mean of {per_point} frames)" if per_point > 1 else ""))
     plots.explain_figure(out, exp.binned.edges, exp.probs, exp.gates, exp.cell_norm, exp.cell[:, units], units,
-                         ckpt["classes"], plots.class_colours(ckpt["classes"], ckpt["background"]),
+                         list(record.classes), plots.class_colours(list(record.classes), record.background),
                          truth=exp.truth, title=title)
     reporter.info(f"wrote [bold]{escape(str(out))}[/]: class probabilities, mean forget/input/output gates, |c| and "
                   f"cell units {', '.join(map(str, units))} over {int(exp.binned.count.sum())} frames")

@@ -17,18 +17,11 @@ state inputs (by cell)    see below, float32                     the memory afte
 
 Outputs: ``logits`` (batch, time, classes) float32, then one ``<name>_out`` per state input.
 
-========  ==========================  ================================================================
-cell      state inputs                shapes
-========  ==========================  ================================================================
-lstm      ``h``, ``c``                (layers, batch, hidden) each
-peephole  ``h``, ``c``                (layers, batch, hidden) each -- exported with a FIXED ``time``
-gru, rnn  ``h``                       (layers, batch, hidden)
-tdnn      ``context``                 (batch, window - 1, embed): the last inputs the window still sees
-none      (none)                      the model has no memory: frames in, logits out
-========  ==========================  ================================================================
-
-``time`` (the chunk length) and ``batch`` are dynamic for every cell but ``peephole``: its cell is a
-Python loop over frames, which tracing unrolls to the traced length, so it is exported for chunks of
+The state inputs are the memory cell's own: their names are its class's ``state_names`` (``h``, ``c``
+for lstm; ``context`` for tdnn; none for ``none``), their shapes its ``initial_state``; the sidecar
+lists both, and docs/formats.md tabulates them per cell. ``time`` (the chunk length) and ``batch``
+are dynamic for every cell whose class says ``dynamic_length``; a cell that runs a Python loop over
+frames (``peephole``) is unrolled by tracing to the traced length, so it is exported for chunks of
 exactly ``--chunk`` frames (default 16; the sidecar says so under ``"time"``). Pad a video's last,
 shorter chunk by repeating its last frame and drop the extra outputs: the model is causal, so padding
 after a frame never changes that frame's output.
@@ -50,14 +43,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lstm_tv.checkpoint import CheckpointRecord
 from lstm_tv.errors import LstmTvError
+from lstm_tv.model.cells import MemoryCell
 from lstm_tv.model.classifier import FrameClassifier
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
-STATE_NAMES = {"lstm": ("h", "c"), "peephole": ("h", "c"), "gru": ("h",), "rnn": ("h",), "tdnn": ("context",),
-               "none": ()}
-FIXED_TIME = ("peephole",)  # cells whose Python loop tracing unrolls: exported for one chunk length
 DEFAULT_FIXED_CHUNK = 16
 OPSET = 17
 TOLERANCE = 1e-4  # verification: max |exported - PyTorch| over logits and state
@@ -80,10 +72,11 @@ class StreamingStep(nn.Module):
         return (logits, *new_state)
 
 
-def state_names(cell: str, count: int) -> tuple[str, ...]:
-    """Names of a cell's state tensors (``state0``, ``state1``... for a cell this table doesn't know)."""
-    names = STATE_NAMES.get(cell)
-    return names if names is not None and len(names) == count else tuple(f"state{i}" for i in range(count))
+def state_names(cell: MemoryCell, count: int) -> tuple[str, ...]:
+    """Names of a cell's ``count`` state tensors, as its class declares them (``state0``, ``state1``...
+    for a cell that declares none, or a different number)."""
+    names = type(cell).state_names
+    return names if len(names) == count else tuple(f"state{i}" for i in range(count))
 
 
 def default_out(checkpoint: str | Path, fmt: str) -> Path:
@@ -99,22 +92,22 @@ def sidecar_path(out: str | Path) -> Path:
 
 def _require_onnx():
     try:
-        import onnx  # noqa: F401  (the exporter writes ONNX protobufs)
-        import onnxruntime
+        import onnx  # noqa: F401  (deferred: only ONNX export needs onnx, ~0.5 s to import; the exporter writes its protobufs)
+        import onnxruntime  # deferred likewise: it runs the exported file to verify it
     except ImportError:
         raise LstmTvError("ONNX export needs the onnx and onnxruntime packages: pip install 'lstm-tv[onnx]'") from None
     return onnxruntime
 
 
-def describe(ckpt: dict, model: FrameClassifier, cell: str, fmt: str, model_file: str, time_steps: int | None,
+def describe(record: CheckpointRecord, model: FrameClassifier, fmt: str, model_file: str, time_steps: int | None,
              checkpoint: str | Path) -> dict:
     """The sidecar JSON: everything a runtime needs to feed the exported model and read its outputs."""
-    size, classes = ckpt["size"], ckpt["classes"]
+    size, classes, cell = record.size, record.classes, record.cell
     initial = model.initial_state(1)
-    names = state_names(cell, len(initial))
+    names = state_names(model.cell, len(initial))
     batch_dim = model.cell.state_batch_dim
     state = []
-    for name, tensor in zip(names, initial):
+    for name, tensor in zip(names, initial, strict=True):
         shape: list = list(tensor.shape)
         shape[batch_dim] = "batch"
         state.append({"name": name, "output": f"{name}_out", "shape": shape, "dtype": "float32",
@@ -128,8 +121,8 @@ def describe(ckpt: dict, model: FrameClassifier, cell: str, fmt: str, model_file
         "checkpoint": str(checkpoint),
         "cell": cell,
         "classes": list(classes),
-        "background": ckpt["background"],
-        "fps": ckpt.get("fps"),
+        "background": record.background,
+        "fps": record.fps,
         "input": {
             "name": "frames",
             "shape": ["batch", time_dim, size, size, 3],
@@ -138,8 +131,8 @@ def describe(ckpt: dict, model: FrameClassifier, cell: str, fmt: str, model_file
             "size": size,
             "resize": f"every frame to {size}x{size} pixels, aspect ratio not kept (lstm-tv uses FFmpeg's area filter)",
             "normalisation": "inside the model: (frames / 255 - mean) / std per channel; feed raw uint8",
-            "mean": [float(v) for v in ckpt.get("mean", model.mean.flatten().tolist())],
-            "std": [float(v) for v in ckpt.get("std", model.std.flatten().tolist())],
+            "mean": [float(v) for v in (record.mean or model.mean.flatten().tolist())],
+            "std": [float(v) for v in (record.std or model.std.flatten().tolist())],
         },
         "state": state,
         "outputs": [{"name": "logits", "shape": ["batch", time_dim, len(classes)], "dtype": "float32",
@@ -178,7 +171,7 @@ def _runner(fmt: str, path: Path, names: tuple[str, ...]):
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
         def run(frames: np.ndarray, state: list[np.ndarray]):
-            out = session.run(None, {"frames": frames, **dict(zip(names, state))})
+            out = session.run(None, {"frames": frames, **dict(zip(names, state, strict=True))})
             return out[0], out[1:]
         return run
     loaded = torch.jit.load(str(path), map_location="cpu")
@@ -205,8 +198,24 @@ def verify_stream(run, model: FrameClassifier, size: int, lengths: list[int], *,
             logits_t, state_t = model(frames, state_t)
         logits_n, state_n = run(frames.numpy(), state_n)
         worst = max(worst, float(np.abs(logits_n - logits_t.numpy()).max()),
-                    *(float(np.abs(a - b.numpy()).max()) for a, b in zip(state_n, state_t) if b.numel()))
+                    *(float(np.abs(a - b.numpy()).max()) for a, b in zip(state_n, state_t, strict=True) if b.numel()))
     return worst
+
+
+def _checked_out(checkpoint: Path, fmt: str, out: str | Path | None, chunk: int | None) -> Path:
+    """The model file to write, after checking the format, the onnx packages, ``chunk`` and the path."""
+    from lstm_tv.fileio import check_parent
+
+    if fmt not in FORMATS:
+        raise LstmTvError(f"--format {fmt!r}: choose {' or '.join(FORMATS)}")
+    if fmt == "onnx":
+        _require_onnx()
+    if chunk is not None and chunk < 1:
+        raise LstmTvError(f"--chunk {chunk}: must be at least 1 frame")
+    out = check_parent(Path(out) if out is not None else default_out(checkpoint, fmt))
+    if out.resolve() == checkpoint.resolve():
+        raise LstmTvError(f"{out}: would overwrite the checkpoint; choose another --out")
+    return out
 
 
 def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None = None, *,
@@ -217,7 +226,8 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
         checkpoint: the checkpoint file.
         fmt: ``onnx`` or ``torchscript``.
         out: the model file (default: :func:`default_out`); the sidecar is ``<out>.json``.
-        chunk: frames per call for cells exported with a fixed chunk length (peephole; default 16);
+        chunk: frames per call for cells exported with a fixed chunk length (not ``dynamic_length``;
+            default 16);
             for the others, the length traced (any length runs).
 
     Returns:
@@ -227,30 +237,20 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
         LstmTvError: unknown format, missing onnx packages, bad checkpoint or output path, a failed
             verification -- with nothing written.
     """
-    from lstm_tv.checkpoint import config_of
-    from lstm_tv.fileio import atomic_path, check_parent
+    from lstm_tv.fileio import atomic_path
     from lstm_tv.stream import load_model
 
-    if fmt not in FORMATS:
-        raise LstmTvError(f"--format {fmt!r}: choose {' or '.join(FORMATS)}")
-    if fmt == "onnx":
-        _require_onnx()
-    if chunk is not None and chunk < 1:
-        raise LstmTvError(f"--chunk {chunk}: must be at least 1 frame")
     checkpoint = Path(checkpoint)
-    out = check_parent(Path(out) if out is not None else default_out(checkpoint, fmt))
-    if out.resolve() == checkpoint.resolve():
-        raise LstmTvError(f"{out}: would overwrite the checkpoint; choose another --out")
-    ckpt, model = load_model(checkpoint, torch.device("cpu"))
-    cell = config_of(ckpt, checkpoint).model.cell
-    size = ckpt["size"]
-    fixed = cell in FIXED_TIME
+    out = _checked_out(checkpoint, fmt, out, chunk)
+    record, model = load_model(checkpoint, torch.device("cpu"))
+    cell, size = record.cell, record.size
+    fixed = not type(model.cell).dynamic_length
     steps = chunk or (DEFAULT_FIXED_CHUNK if fixed else 8)
     initial = model.initial_state(1)
     if any(s.numel() == 0 for s in initial):
         raise LstmTvError(f"{checkpoint}: the {cell} cell's state is empty (model.window=1?); export needs "
                           f"a window of at least 2 frames, or model.cell=none")
-    names = state_names(cell, len(initial))
+    names = state_names(model.cell, len(initial))
     step = StreamingStep(model)
     example = (_example_frames(size, steps, seed=1234), *initial)
     # Three chunks of different lengths (one length when it is fixed), the state carried between them.
@@ -268,13 +268,14 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
                 traced = torch.jit.trace(step, example, check_trace=False)
                 torch.jit.save(traced, str(tmp_model))
         except Exception as e:  # an exporter failure is ours, but the user needs one line and no file
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise LstmTvError(f"{checkpoint}: {fmt} export of the {cell} model failed "
-                              f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from e
+                              f"({type(e).__name__}: {reason})") from e
         worst = verify_stream(_runner(fmt, tmp_model, names), model, size, lengths)
         if not worst <= TOLERANCE:
             raise LstmTvError(f"{out}: the exported model differs from PyTorch by {worst:.2e} (> {TOLERANCE}) over a "
                               f"3-chunk stream; not written")
-        info = describe(ckpt, model, cell, fmt, out.name, steps if fixed else None, checkpoint)
+        info = describe(record, model, fmt, out.name, steps if fixed else None, checkpoint)
         tmp_json.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return out, sidecar_path(out), worst
 
@@ -289,7 +290,8 @@ def run_export(checkpoint: Path, fmt: str, out: Path | None = None, *, chunk: in
     model_path, json_path, worst = export_checkpoint(checkpoint, fmt, out, chunk=chunk)
     info = json.loads(json_path.read_text(encoding="utf-8"))
     states = ", ".join(f"{s['name']} {tuple(s['shape'])}" for s in info["state"]) or "none"
-    reporter.info(f"wrote [bold]{escape(str(model_path))}[/] and [bold]{escape(str(json_path))}[/]: {info['cell']} model, frames "
+    reporter.info(f"wrote [bold]{escape(str(model_path))}[/] and [bold]{escape(str(json_path))}[/]: "
+                  f"{info['cell']} model, frames "
                   f"{tuple(info['input']['shape'])} uint8, state {states}; time {info['time'].split(':')[0]}; "
                   f"matches PyTorch to {worst:.1e} over a 3-chunk stream")
     return model_path

@@ -10,7 +10,7 @@ are merged into the same report dict. A consumer shows the rows whose key a repo
 Per-frame metrics (frame accuracy, per-class precision/recall/F1, macro-F1, the confusion matrix and
 the accuracy on masked frames) pool every frame of every video, background included. Segment metrics
 (:mod:`lstm_tv.segments`) are per video: ``edit`` is averaged over videos, and ``f1@k`` sums TP/FP/FN
-over videos before the F1 (see FORMATS.md §4).
+over videos before the F1 (see docs/formats.md §4).
 
 :class:`FrameMetrics` accumulates one video at a time in constant memory per video (a confusion
 matrix, segment counts and one edit score per video). Its :meth:`FrameMetrics.state` is plain numbers

@@ -1,10 +1,10 @@
 """Score prediction files from any tool against a raw dataset's labels, without a checkpoint.
 
-A folder holds one prediction file per video stem, in lstm-tv's format (FORMATS.md §4): CSV with the
+A folder holds one prediction file per video stem, in lstm-tv's format (docs/formats.md §4): CSV with the
 header ``frame,time,label[,confidence][,p_<class>...]``, or JSON lines with those keys. The ``p_``
 columns (all classes or none, in any order) and ``confidence`` are optional: a tool that writes labels
 only is scored on every metric that needs no scores. Each file is paired with the raw dataset's
-``labels/<stem>.txt|.csv`` and ``masks/<stem>.txt`` (FORMATS.md §1), read by :mod:`lstm_tv.data.labels`;
+``labels/<stem>.txt|.csv`` and ``masks/<stem>.txt`` (docs/formats.md §1), read by :mod:`lstm_tv.data.labels`;
 videos and splits are found as ``prepare`` finds them. Every error is one line naming the file (and line).
 """
 
@@ -156,7 +156,7 @@ def _label_indices(path: Path, lines: list[int], names: tuple, classes: list[str
 
 
 def read_predictions(path: str | Path, classes: list[str]) -> PredictionFile:
-    """Read and check one prediction file (CSV or JSONL, FORMATS.md §4).
+    """Read and check one prediction file (CSV or JSONL, docs/formats.md §4).
 
     Raises:
         PredictionError: a missing or unexpected column, no rows, a row with too few or many fields,
@@ -283,7 +283,7 @@ def load_scoring_set(pred_dir: str | Path, src: str | Path, classes: list[str], 
 
     Args:
         pred_dir: one prediction file per video stem.
-        src: raw dataset (FORMATS.md §1); its videos are found, and split, as ``prepare`` does.
+        src: raw dataset (docs/formats.md §1); its videos are found, and split, as ``prepare`` does.
         classes, background: the class names (``data.classes``) and the background class.
         split_ratios: ``data.split_ratios``, for videos that ``splits.csv`` does not name.
         split: score only the videos of this split (``train``/``val``/``test``); None: every video.

@@ -4,7 +4,7 @@ The temporal-action-segmentation convention of MS-TCN (Farha & Gall, 2019): a se
 run of one label, the background class makes no segment, ``edit`` is a normalised Levenshtein
 distance between the segment label sequences, and ``f1@k`` counts a predicted segment as a true
 positive when it overlaps an unmatched true segment of its label with IoU >= k/100 (see
-FORMATS.md §4). :mod:`lstm_tv.metrics` sums these over videos.
+docs/formats.md §4). :mod:`lstm_tv.metrics` sums these over videos.
 
 Label arrays are 1-D integer class indices, one per frame; ``background`` is the index of the
 background class, or None when every class makes segments.

@@ -24,7 +24,8 @@ from typing import Iterable, Iterator, TypeVar
 import numpy as np
 import torch
 
-from lstm_tv.errors import CheckpointError
+from lstm_tv.checkpoint import CheckpointRecord, load_record
+from lstm_tv.errors import CheckpointError, LstmTvError
 from lstm_tv.model.cells import State
 from lstm_tv.model.classifier import FrameClassifier
 
@@ -297,12 +298,6 @@ def predict_video(model: FrameClassifier, path: str | Path, size: int, device: t
 # Loading a model for inference
 
 
-def ckpt_fps(ckpt: dict) -> float:
-    """The frame rate the checkpoint's data had (25 when unknown), for videos whose header has none."""
-    fps = ckpt.get("fps")
-    return float(fps) if isinstance(fps, (int, float)) and fps > 0 else 25.0
-
-
 def resolve_checkpoint(path: str | Path | None) -> Path:
     """``path``, or the latest run's best checkpoint when None (a clear error if there is none)."""
     if path is not None:
@@ -313,15 +308,33 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
     return DEFAULT_CHECKPOINT
 
 
-def load_model(path: str | Path, device: torch.device) -> tuple[dict, FrameClassifier]:
-    """Load a checkpoint safely and rebuild its model in eval mode on ``device``.
+def load_model(path: str | Path, device: torch.device) -> tuple[CheckpointRecord, FrameClassifier]:
+    """Load a checkpoint safely and rebuild its model in eval mode on ``device``: the one loader for inference.
 
     Raises:
         CheckpointError: missing, corrupt, crafted, incompatible, or without a usable frame size/classes
             (checked by :func:`~lstm_tv.checkpoint.load_checkpoint`).
     """
-    from lstm_tv.checkpoint import load_checkpoint, model_from_checkpoint
+    record = load_record(path)
+    return record, record.build_model().to(device).eval()
 
-    ckpt = load_checkpoint(path)
-    model = model_from_checkpoint(ckpt, path)
-    return ckpt, model.to(device).eval()
+
+def open_for_inference(checkpoint: str | Path | None, device: str, *, batch: int
+                       ) -> tuple[Path, CheckpointRecord, FrameClassifier, torch.device]:
+    """What ``predict`` and ``explain`` do before touching a video: check ``--batch``, find the checkpoint
+    (the latest run's best when None), pick the device, load the model onto it.
+
+    Returns:
+        ``(checkpoint path, record, model in eval mode on the device, device)``.
+
+    Raises:
+        LstmTvError: a batch below 1, or (CheckpointError) a missing or unusable checkpoint.
+    """
+    from lstm_tv.distributed import resolve_device
+
+    if batch < 1:
+        raise LstmTvError(f"--batch {batch}: must be at least 1 frame")
+    path = resolve_checkpoint(checkpoint)
+    dev = resolve_device(device)
+    record, model = load_model(path, dev)
+    return path, record, model, dev

@@ -6,7 +6,6 @@ under torchrun, only rank 0 talks.
 
 from __future__ import annotations
 
-
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table

@@ -71,7 +71,7 @@ def write_audio_only(path):
 
 def write_raw(root, videos: dict[str, int], *, classes=("wolf", "dog", "bear", "goldfish", "unknown"),
               csv_stems=(), masks=True, splits: dict[str, str] | None = None, **video_kwargs):
-    """A raw dataset (FORMATS.md §1) of flat-colour videos with cyclic labels; returns its root."""
+    """A raw dataset (docs/formats.md §1) of flat-colour videos with cyclic labels; returns its root."""
     for i, (stem, frames) in enumerate(videos.items()):
         write_video(root / "videos" / f"{stem}.mp4", frames, seed=i, **video_kwargs)
         (root / "labels").mkdir(parents=True, exist_ok=True)

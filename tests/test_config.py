@@ -31,7 +31,7 @@ def test_default_yaml_documents_every_key_with_type_and_meaning():
 
 
 def test_contract_keys_exist():
-    # FORMATS.md §3: scripts and docs rely on these names.
+    # docs/formats.md §3: scripts and docs rely on these names.
     for key in ["data.dir", "data.size", "model.encoder", "model.cell", "model.hidden", "model.layers",
                 "train.epochs", "train.batch_size", "train.lr", "train.seed", "train.tbptt", "run.dir"]:
         assert key in all_keys()

@@ -10,8 +10,8 @@ import time
 
 import pytest
 import torch
-
 from conftest import TINY_TRAIN
+
 from lstm_tv.checkpoint import load_checkpoint
 from lstm_tv.evaluate import evaluate_checkpoint
 

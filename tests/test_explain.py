@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -48,10 +47,10 @@ def test_explained_probabilities_are_the_predicted_ones(trained):
 
 def test_true_labels_ride_along(trained, tiny_prepared):
     from lstm_tv.data.dataset import PreparedDataset
-    from lstm_tv.predict import TruthLabels
+    from lstm_tv.truth import TruthLabels
 
     ckpt, model = load_model(trained["ckpt"], CPU)
-    truth = TruthLabels(trained["labels"], ckpt["classes"], ckpt["background"])
+    truth = TruthLabels(trained["labels"], ckpt.classes, ckpt.background)
     exp = explain_video(model, trained["video"], 16, CPU, batch=50, truth=truth)
     data = PreparedDataset(tiny_prepared)
     record = next(v for v in data.videos if v.stem == trained["video"].stem)

@@ -67,8 +67,8 @@ def test_onnx_stream_matches_pytorch(tmp_path, cell):
     _, model = load_model(ckpt_path, CPU)
     chunks = [frames(t, seed) for seed, t in enumerate(lengths_for(info))]
     state = [np.zeros([1 if d == "batch" else d for d in s["shape"]], np.float32) for s in info["state"]]
-    for chunk, expected in zip(chunks, torch_stream(model, chunks)):   # the runtime carries the state itself
-        logits, *state = session.run(None, {"frames": chunk, **{s["name"]: v for s, v in zip(info["state"], state)}})
+    for chunk, expected in zip(chunks, torch_stream(model, chunks), strict=True):   # the runtime carries the state itself
+        logits, *state = session.run(None, {"frames": chunk, **{s["name"]: v for s, v in zip(info["state"], state, strict=True)}})
         np.testing.assert_allclose(logits[0], expected, atol=1e-4)
 
 
@@ -83,7 +83,7 @@ def test_torchscript_stream_matches_pytorch(tmp_path, cell):
     _, model = load_model(ckpt_path, CPU)
     chunks = [frames(t, 10 + seed) for seed, t in enumerate(lengths_for(info))]
     state = [torch.zeros([1 if d == "batch" else d for d in s["shape"]]) for s in info["state"]]
-    for chunk, expected in zip(chunks, torch_stream(model, chunks)):
+    for chunk, expected in zip(chunks, torch_stream(model, chunks), strict=True):
         logits, *state = scripted(torch.from_numpy(chunk), *state)
         np.testing.assert_allclose(logits[0].detach().numpy(), expected, atol=1e-4)
 

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY_TRAIN
+from test_distributed import kill_tree
+
 from lstm_tv.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint
 from lstm_tv.config import load_config
 from lstm_tv.data.dataset import PreparedDataset
@@ -32,7 +33,6 @@ from lstm_tv.errors import DatasetError
 from lstm_tv.model.classifier import build_model
 from lstm_tv.train import train
 from lstm_tv.ui import QUIET
-from test_distributed import kill_tree
 
 TIMEOUT = 60  # seconds any one run may take before the test gives up
 

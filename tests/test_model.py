@@ -402,3 +402,77 @@ def test_unsafe_pickle_is_refused(tmp_path):
 
 def test_model_is_a_frame_classifier():
     assert isinstance(build_model(tiny_cfg(), 5), FrameClassifier)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The registry is the one list of cells: a cell registered here shows up everywhere cells are listed
+
+
+@pytest.fixture
+def decay_cell():
+    """A cell defined and registered inside the test (one class, nothing else), unregistered after it."""
+    from lstm_tv.model.cells import CELLS, MemoryCell, register_cell
+
+    @register_cell("decay")
+    class DecayMemory(MemoryCell):
+        """h_t = tanh(W x_t + m), and the memory m moves halfway to the chunk's last output."""
+
+        state_names = ("avg",)
+        note = "a test cell"
+        bench_order = 2.5  # between rnn (2) and gru (3)
+        state_batch_dim = 0
+
+        def __init__(self, in_dim: int, hidden: int) -> None:
+            super().__init__()
+            self.proj, self.out_dim = nn.Linear(in_dim, hidden), hidden
+
+        @classmethod
+        def from_config(cls, cfg, in_dim):
+            return cls(in_dim, cfg.hidden)
+
+        def initial_state(self, batch, device=None, dtype=None):
+            return (torch.zeros(batch, self.out_dim, device=device, dtype=dtype),)
+
+        def forward(self, x, state=None):
+            avg = (state or self.initial_state(x.shape[0], x.device, x.dtype))[0]
+            y = torch.tanh(self.proj(x) + avg[:, None])  # (B, T, hidden)
+            return y, (0.5 * avg + 0.5 * y[:, -1],)
+
+    yield "decay"
+    CELLS.unregister("decay")
+
+
+def test_a_registered_cell_appears_in_config_show_and_bench(decay_cell, cli):
+    from lstm_tv import bench
+
+    shown = cli("config", "show")
+    assert shown.code == 0
+    cell_line = next(line for line in shown.out.splitlines() if line.strip().startswith("cell:"))
+    assert "decay (a test cell)" in cell_line and "lstm" in cell_line
+    assert bench.bench_cells() == ["none", "tdnn", "rnn", "decay", "gru", "lstm", "peephole"]
+    assert bench._checked("--cells", ["decay"], (), list_cells()) == ["decay"]
+
+
+def test_the_registry_forgets_a_cell_after_the_test():
+    assert "decay" not in list_cells()
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_a_registered_cell_exports_with_its_own_state_names(decay_cell, fmt, tmp_path):
+    import json
+
+    from lstm_tv.checkpoint import checkpoint_payload, save_checkpoint
+    from lstm_tv.config import load_config
+    from lstm_tv.export import export_checkpoint
+
+    cfg = load_config(None, ["model.width=4", "model.embed=8", "model.hidden=6", f"model.cell={decay_cell}"])
+    torch.manual_seed(0)
+    net = build_model(cfg.model, 5)
+    path = tmp_path / "decay.ckpt"
+    save_checkpoint(path, checkpoint_payload(net, cfg, classes=cfg.data.classes, background="unknown", size=16, fps=24))
+    out, sidecar, worst = export_checkpoint(path, fmt)
+    info = json.loads(sidecar.read_text())
+    assert out.is_file() and info["cell"] == "decay"
+    assert [s["name"] for s in info["state"]] == ["avg"] and info["state"][0]["shape"] == ["batch", 6]
+    assert info["time"].startswith("dynamic")                    # the class did not say otherwise
+    assert worst <= 1e-4                                          # checked over a 3-chunk stream, state carried

@@ -13,13 +13,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import write_video
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from lstm_tv.checkpoint import load_checkpoint, save_checkpoint
 from lstm_tv.data.video import count_frames, probe, read_frames
 from lstm_tv.errors import VideoError
-from lstm_tv.predict import BoundedTrace
 from lstm_tv.stream import decode_chunks, load_model, predict_video, prefetch
 
 CPU = torch.device("cpu")
@@ -50,10 +47,10 @@ def files_in(path: Path) -> set[str]:
 def test_streamed_probabilities_equal_one_full_forward(trained, model):
     ckpt, net = model
     video = trained["video"]
-    whole = np.stack([rgb for rgb, _ in read_frames(video, ckpt["size"])])    # what prepare stores
+    whole = np.stack([rgb for rgb, _ in read_frames(video, ckpt.size)])    # what prepare stores
     with torch.inference_mode():
         expected = torch.softmax(net(torch.from_numpy(whole)[None])[0][0], -1).numpy()
-    chunks = list(predict_video(net, video, ckpt["size"], CPU, batch=7))      # 7 does not divide 160
+    chunks = list(predict_video(net, video, ckpt.size, CPU, batch=7))      # 7 does not divide 160
     assert [c.start for c in chunks] == list(range(0, len(whole), 7))
     probs = np.concatenate([c.probs for c in chunks])
     assert probs.shape == (len(whole), 5)
@@ -131,27 +128,6 @@ def test_prefetch_passes_errors_on_and_stops_its_thread_when_left_early():
     gen.close()                                                                 # the consumer stops early
     assert closed.is_set()
     assert not any(t.name == "lstm-tv-decode" for t in threading.enumerate())
-
-
-@settings(max_examples=60, deadline=None)
-@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=12), cap=st.integers(1, 6))
-def test_bounded_trace_keeps_exact_bin_means_in_bounded_memory(sizes, cap):
-    rng = np.random.default_rng(len(sizes))
-    rows = rng.normal(size=(sum(sizes), 3))
-    times = np.arange(len(rows)) / 24
-    trace = BoundedTrace(3, cap)
-    start = 0
-    for n in sizes:                                                             # chunks of any size
-        trace.add(times[start:start + n], rows[start:start + n])
-        start += n
-    b = trace.result()
-    assert len(b.start) <= 2 * cap + 1 and b.count.sum() == len(rows)
-    assert len(b.start) == len(rows) if len(rows) <= 2 * cap else len(b.start) >= cap
-    assert b.start[0] == 0 and np.all(np.diff(b.start) == b.count[:-1])        # consecutive, no gap
-    for s, n, mean, t in zip(b.start, b.count, b.mean, b.time):
-        np.testing.assert_allclose(mean, rows[s:s + n].mean(axis=0), atol=1e-12)
-        assert t == times[s]
-    assert trace.result(frame_time=1 / 24).edges[-1] == pytest.approx(times[-1] + 1 / 24)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -316,3 +292,32 @@ def test_label_file_far_from_the_frame_count_fails_before_decoding(cli, trained,
             "--out", tmp_path / "p.csv")
     assert r.code == 1 and "short.txt: 100 labels but the video has 160 decoded frames" in r.err
     assert files_in(tmp_path) == {"short.txt"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Start-up: predict imports what the job needs, when it needs it
+
+
+def test_predict_and_help_import_no_torchvision_matplotlib_or_onnx(trained, tmp_path):
+    import subprocess
+    import sys
+
+    # A fresh interpreter: runs `lstm-tv --help`, then predicts with the (cnn-encoder) tiny model into a
+    # CSV, then says which heavy packages got imported. Run in-process (main), so sys.modules is the command's.
+    script = f"""
+import sys
+from lstm_tv.cli import main
+for args in (["--help"], ["predict", {str(trained["video"])!r}, "--checkpoint", {str(trained["ckpt"])!r},
+                          "--out", {str(tmp_path / "p.csv")!r}]):
+    try:
+        main(args)
+    except SystemExit as e:
+        assert e.code == 0, (args, e.code)
+    print(args[0], *(name in sys.modules for name in ("torchvision", "matplotlib", "onnx")), file=sys.stderr)
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith(("--help", "predict"))]
+    assert said == ["--help False False False", "predict False False False"]
+    assert (tmp_path / "p.csv").is_file()

@@ -7,8 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import write_raw, write_video
+
 from lstm_tv.config import DataConfig
 from lstm_tv.data.dataset import PreparedDataset
 from lstm_tv.data.prepare import prepare_dataset

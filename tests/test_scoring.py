@@ -18,7 +18,7 @@ HEADER = "frame,time,label,confidence,p_wolf,p_dog,p_unknown"
 
 
 def raw_dataset(root, labels: dict[str, str], masks: dict[str, str] | None = None, splits: str | None = None):
-    """A raw dataset layout (FORMATS.md §1); the videos are empty files: scoring never decodes them."""
+    """A raw dataset layout (docs/formats.md §1); the videos are empty files: scoring never decodes them."""
     (root / "videos").mkdir(parents=True)
     (root / "labels").mkdir()
     for name, text in labels.items():

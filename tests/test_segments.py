@@ -131,7 +131,7 @@ F1_CASES = [
     # one prediction over two true segments of its label takes the one with the higher IoU:
     # vs [0,4): 2/15; vs [5,15): 10/13
     ("highest iou", runs((0, 2), (1, 13)), runs((1, 4), (0, 1), (1, 10)), 0, 0.5, (1, 0, 1)),
-    # Matching is among *unmatched* true segments (FORMATS.md): [5,13) overlaps the matched [0,10)
+    # Matching is among *unmatched* true segments (docs/formats.md): [5,13) overlaps the matched [0,10)
     # most (IoU 5/13) but takes the unmatched [11,20) (IoU 2/15 >= 0.1).
     ("unmatched only", runs((1, 4), (0, 1), (1, 8), (0, 7)), runs((1, 10), (0, 1), (1, 9)), 0, 0.1, (2, 0, 0)),
     # a tie goes to the earlier true segment (as np.argmax in MS-TCN): [2,7) has IoU 2/7 with both [0,4)

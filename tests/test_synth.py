@@ -191,7 +191,7 @@ def test_same_seed_same_video_other_seed_other_video(style):
 
 
 # ---------------------------------------------------------------------------------------------------
-# The dataset on disk (FORMATS.md §1)
+# The dataset on disk (docs/formats.md §1)
 
 
 def _decoded(path: Path) -> list[np.ndarray]:

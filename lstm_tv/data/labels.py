@@ -1,4 +1,4 @@
-"""Parsers for the label, mask and splits files of a raw dataset (FORMATS.md §1).
+"""Parsers for the label, mask and splits files of a raw dataset (docs/formats.md §1).
 
 Each parser either returns clean values or raises ``LabelError`` whose one line names the file, the
 line and what is expected. They never see video: frame counts and frame times are passed in.

@@ -1,4 +1,4 @@
-"""``lstm-tv prepare SRC OUT``: raw videos + labels (FORMATS.md §1) -> a prepared dataset (§2).
+"""``lstm-tv prepare SRC OUT``: raw videos + labels (docs/formats.md §1) -> a prepared dataset (§2).
 
 Each video is decoded once, resized inside FFmpeg to ``data.size`` x ``data.size`` and streamed to a
 raw uint8 file that training memory-maps; its labels (per-frame ``.txt``, segment ``.csv``, or an

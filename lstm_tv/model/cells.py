@@ -1,5 +1,11 @@
 """Memory cells: what carries information from frame to frame, chosen by name (``model.cell``).
 
+This module is the one list of cells. A cell is one class, registered with ``@register_cell(name)``,
+that builds itself from the config (:meth:`MemoryCell.from_config`) and describes itself in class
+attributes: its state tensors' names, whether it exports for any chunk length, whether ``explain``
+can trace its gates, a few words for the config's help, and where ``bench`` tables list it. The
+config help, ``export``, ``explain`` and ``bench`` read these; adding a cell touches nothing else.
+
 Every cell maps per-frame features (B, T, F) to per-frame outputs (B, T, out_dim) and is causal: the
 output at frame t depends on frames <= t only. The memory between calls is an explicit ``state``, always
 a tuple of tensors with a batch dimension (possibly an empty tuple), so one streaming step serves every
@@ -20,7 +26,7 @@ none       frame only, the baseline without memory                     ()
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -32,9 +38,23 @@ from lstm_tv.model.registry import Registry
 
 State = tuple[Tensor, ...]
 
-CELLS: Registry[Callable[[ModelConfig, int], "MemoryCell"]] = Registry("model.cell")
-register_cell = CELLS.register
+CELLS: Registry[type["MemoryCell"]] = Registry("model.cell")
 list_cells = CELLS.names
+
+
+def register_cell(name: str):
+    """Class decorator: register a :class:`MemoryCell` subclass as ``model.cell=name``."""
+
+    def wrap(cls: type["MemoryCell"]) -> type["MemoryCell"]:
+        cls.name = name
+        return CELLS.register(name)(cls)
+
+    return wrap
+
+
+def cell_class(name: str) -> type["MemoryCell"]:
+    """The class registered as ``name`` (a ConfigError listing the names if there is none)."""
+    return CELLS[name]
 
 
 def build_cell(cfg: ModelConfig, in_dim: int) -> "MemoryCell":
@@ -43,7 +63,23 @@ def build_cell(cfg: ModelConfig, in_dim: int) -> "MemoryCell":
     Raises:
         ConfigError: if ``cfg.cell`` is not a registered name.
     """
-    return CELLS[cfg.cell](cfg, in_dim)
+    return CELLS[cfg.cell].from_config(cfg, in_dim)
+
+
+def gated_cells() -> list[str]:
+    """Registered cells whose gates ``explain`` can trace."""
+    return [name for name in list_cells() if CELLS[name].has_gates]
+
+
+def bench_cells() -> list[str]:
+    """Every registered cell in the order bench tables list them (least memory first)."""
+    return sorted(list_cells(), key=lambda name: CELLS[name].bench_order)
+
+
+def describe_cells() -> str:
+    """The registered cells for help texts: ``lstm, peephole, ... tdnn (causal window) or none (frame only)``."""
+    names = [f"{n} ({CELLS[n].note})" if CELLS[n].note else n for n in list_cells()]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def detach_state(state: State) -> State:
@@ -52,7 +88,17 @@ def detach_state(state: State) -> State:
 
 
 class MemoryCell(nn.Module):
-    """Interface of every memory cell.
+    """Interface of every memory cell; a subclass describes itself in its class attributes.
+
+    Class attributes:
+        name: the registered name (set by :func:`register_cell`).
+        state_names: names of the state tensors, in order (export's input names).
+        dynamic_length: True if an exported model runs chunks of any length; False for a Python loop
+            over frames, which tracing unrolls to the traced length (exported for a fixed chunk).
+        has_gates: True if the cell has a ``reference_cells()`` method giving its layers as gate-by-gate
+            :class:`~lstm_tv.model.reference.ReferenceLSTMCell` s, which ``explain`` traces.
+        note: a few words after the name in the config's help, or empty.
+        bench_order: where bench tables list it: less memory first.
 
     Attributes:
         out_dim: size of the per-frame output.
@@ -60,8 +106,20 @@ class MemoryCell(nn.Module):
             is (layers, B, hidden) as in ``nn.LSTM``; 0 for tdnn), for code that resets or selects clips.
     """
 
+    name: ClassVar[str] = ""
+    state_names: ClassVar[tuple[str, ...]] = ()
+    dynamic_length: ClassVar[bool] = True
+    has_gates: ClassVar[bool] = False
+    note: ClassVar[str] = ""
+    bench_order: ClassVar[float] = 100.0
+
     out_dim: int
     state_batch_dim: int = 1
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, in_dim: int) -> "MemoryCell":
+        """The cell as ``cfg`` (``model.hidden``, ``model.layers``, ...) describes, reading ``in_dim`` features."""
+        raise NotImplementedError
 
     def initial_state(self, batch: int, device=None, dtype=None) -> State:
         """The state before the first frame (zeros) for ``batch`` clips."""
@@ -77,7 +135,7 @@ class MemoryCell(nn.Module):
 
 
 class FusedRecurrentMemory(MemoryCell):
-    """``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (batch first), with the state as a tuple.
+    """``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (batch first), with the state as a tuple (registered subclasses).
 
     Args:
         rnn: the recurrent module; its state is (h, c) for an LSTM and (h,) otherwise.
@@ -104,6 +162,7 @@ class FusedRecurrentMemory(MemoryCell):
         return y, (tuple(hx) if self.num_states == 2 else (hx,))
 
 
+@register_cell("lstm")
 class LSTMMemory(FusedRecurrentMemory):
     """The default cell: PyTorch's fused ``nn.LSTM``, with the forget-gate bias set to ``forget_bias``.
 
@@ -117,12 +176,20 @@ class LSTMMemory(FusedRecurrentMemory):
             long gaps do not vanish at the start of training (Jozefowicz et al., 2015).
     """
 
+    state_names = ("h", "c")
+    has_gates = True
+    bench_order = 4
+
     def __init__(self, in_dim: int, hidden: int, layers: int = 1, dropout: float = 0.0,
                  forget_bias: float = 1.0) -> None:
         lstm = nn.LSTM(in_dim, hidden, num_layers=layers, batch_first=True,
                        dropout=dropout if layers > 1 else 0.0)  # nn.LSTM warns about dropout with 1 layer
         super().__init__(lstm)
         init_forget_bias(lstm, forget_bias)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, in_dim: int) -> MemoryCell:
+        return cls(in_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.forget_bias)
 
     def reference_cells(self) -> list[ReferenceLSTMCell]:
         """Copies of the layers as :class:`ReferenceLSTMCell`, for :func:`trace_gates`."""
@@ -144,16 +211,17 @@ def init_forget_bias(module: nn.Module, value: float) -> None:
                     p[hidden:2 * hidden] = value
 
 
-@register_cell("lstm")
-def _lstm(cfg: ModelConfig, in_dim: int) -> MemoryCell:
-    return LSTMMemory(in_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.forget_bias)
-
-
+@register_cell("peephole")
 class PeepholeMemory(MemoryCell):
     """An LSTM with diagonal peephole connections, run by :class:`ReferenceLSTMCell` in a Python loop.
 
     Slower than ``lstm`` (one small step per frame in Python) but the same state layout, so it drops in.
     """
+
+    state_names = ("h", "c")
+    dynamic_length = False  # the Python loop over frames is unrolled by tracing
+    has_gates = True
+    bench_order = 5
 
     def __init__(self, in_dim: int, hidden: int, layers: int = 1, dropout: float = 0.0,
                  forget_bias: float = 1.0) -> None:
@@ -165,6 +233,10 @@ class PeepholeMemory(MemoryCell):
         self.dropout = dropout
         self.hidden = hidden
         self.out_dim = hidden
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, in_dim: int) -> MemoryCell:
+        return cls(in_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.forget_bias)
 
     def initial_state(self, batch: int, device=None, dtype=None) -> State:
         shape = (len(self.layers), batch, self.hidden)
@@ -182,21 +254,30 @@ class PeepholeMemory(MemoryCell):
         return list(self.layers)
 
 
-@register_cell("peephole")
-def _peephole(cfg: ModelConfig, in_dim: int) -> MemoryCell:
-    return PeepholeMemory(in_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.forget_bias)
-
-
 @register_cell("gru")
-def _gru(cfg: ModelConfig, in_dim: int) -> MemoryCell:
-    return FusedRecurrentMemory(nn.GRU(in_dim, cfg.hidden, num_layers=cfg.layers, batch_first=True,
-                                       dropout=cfg.dropout if cfg.layers > 1 else 0.0))
+class GRUMemory(FusedRecurrentMemory):
+    """PyTorch's fused ``nn.GRU``: gated like the LSTM, with one state tensor."""
+
+    state_names = ("h",)
+    bench_order = 3
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, in_dim: int) -> MemoryCell:
+        return cls(nn.GRU(in_dim, cfg.hidden, num_layers=cfg.layers, batch_first=True,
+                          dropout=cfg.dropout if cfg.layers > 1 else 0.0))
 
 
 @register_cell("rnn")
-def _rnn(cfg: ModelConfig, in_dim: int) -> MemoryCell:
-    return FusedRecurrentMemory(nn.RNN(in_dim, cfg.hidden, num_layers=cfg.layers, nonlinearity="tanh",
-                                       batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0))
+class RNNMemory(FusedRecurrentMemory):
+    """PyTorch's fused ``nn.RNN`` with tanh: recurrence without gates."""
+
+    state_names = ("h",)
+    bench_order = 2
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, in_dim: int) -> MemoryCell:
+        return cls(nn.RNN(in_dim, cfg.hidden, num_layers=cfg.layers, nonlinearity="tanh", batch_first=True,
+                          dropout=cfg.dropout if cfg.layers > 1 else 0.0))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -219,6 +300,7 @@ class PointwiseStack(nn.Module):
         return x
 
 
+@register_cell("tdnn")
 class WindowMemory(MemoryCell):
     """``tdnn``: a causal window over the last ``window`` frames, no recurrence.
 
@@ -235,6 +317,9 @@ class WindowMemory(MemoryCell):
         dropout: dropout between layers.
     """
 
+    state_names = ("context",)
+    note = "causal window"
+    bench_order = 1
     state_batch_dim = 0
 
     def __init__(self, in_dim: int, hidden: int, window: int, layers: int = 1, dropout: float = 0.0) -> None:
@@ -243,6 +328,10 @@ class WindowMemory(MemoryCell):
         self.conv = nn.Conv1d(in_dim, hidden, kernel_size=window)
         self.dropout = nn.Dropout(dropout)
         self.pointwise = PointwiseStack(hidden, hidden, layers - 1, dropout)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, in_dim: int) -> MemoryCell:
+        return cls(in_dim, cfg.hidden, cfg.window, cfg.layers, cfg.dropout)
 
     def initial_state(self, batch: int, device=None, dtype=None) -> State:
         return (torch.zeros(batch, self.window - 1, self.in_dim, device=device, dtype=dtype),)
@@ -260,14 +349,12 @@ class WindowMemory(MemoryCell):
         return y, (context,)
 
 
-@register_cell("tdnn")
-def _tdnn(cfg: ModelConfig, in_dim: int) -> MemoryCell:
-    return WindowMemory(in_dim, cfg.hidden, cfg.window, cfg.layers, cfg.dropout)
-
-
+@register_cell("none")
 class NoMemory(MemoryCell):
     """``none``: every frame on its own (Linear + ReLU per frame); the baseline the memory must beat."""
 
+    note = "frame only"
+    bench_order = 0
     state_batch_dim = 0
 
     def __init__(self, in_dim: int, hidden: int, layers: int = 1, dropout: float = 0.0) -> None:
@@ -275,13 +362,12 @@ class NoMemory(MemoryCell):
         self.out_dim = hidden
         self.frame = PointwiseStack(in_dim, hidden, layers, dropout)
 
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, in_dim: int) -> MemoryCell:
+        return cls(in_dim, cfg.hidden, cfg.layers, cfg.dropout)
+
     def initial_state(self, batch: int, device=None, dtype=None) -> State:
         return ()
 
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         return self.frame(x), ()  # (B, T, F) -> (B, T, hidden)
-
-
-@register_cell("none")
-def _none(cfg: ModelConfig, in_dim: int) -> MemoryCell:
-    return NoMemory(in_dim, cfg.hidden, cfg.layers, cfg.dropout)

@@ -22,7 +22,6 @@ from typing import Callable
 from urllib.parse import urlparse
 
 import torch
-import torchvision
 from torch import Tensor, nn
 
 from lstm_tv.config import ModelConfig
@@ -169,25 +168,33 @@ def _cnn(cfg: ModelConfig) -> FrameEncoder:
 
 @dataclass(frozen=True)
 class Backbone:
-    """How to build one torchvision model and where its classifier is.
+    """How to build one torchvision model and where its classifier is, by name.
+
+    Names, not the objects: importing torchvision costs ~1.5 s, which a model with the ``cnn``
+    encoder (predict, explain, export of most checkpoints) never needs; :meth:`resolve` imports it.
 
     Attributes:
-        build: torchvision constructor, e.g. ``torchvision.models.resnet18``.
-        weights: the weights enum whose ``DEFAULT`` gives the file name and normalisation.
+        builder: name of the torchvision constructor in ``torchvision.models``, e.g. ``resnet18``.
+        weights: name of the weights enum whose ``DEFAULT`` gives the file name and normalisation.
         head: attribute of the classifier that is replaced (``fc`` or ``classifier``).
     """
 
-    build: Callable[..., nn.Module]
-    weights: type
+    builder: str
+    weights: str
     head: str
 
+    def resolve(self) -> tuple[Callable[..., nn.Module], type]:
+        """``(constructor, weights enum)`` from torchvision."""
+        import torchvision  # deferred: only a torchvision backbone needs it (see the class docstring)
 
-_tv = torchvision.models
+        return getattr(torchvision.models, self.builder), getattr(torchvision.models, self.weights)
+
+
 BACKBONES = {
-    "resnet18": Backbone(_tv.resnet18, _tv.ResNet18_Weights, "fc"),
-    "mobilenet_v3_small": Backbone(_tv.mobilenet_v3_small, _tv.MobileNet_V3_Small_Weights, "classifier"),
-    "efficientnet_b0": Backbone(_tv.efficientnet_b0, _tv.EfficientNet_B0_Weights, "classifier"),
-    "shufflenet_v2_x0_5": Backbone(_tv.shufflenet_v2_x0_5, _tv.ShuffleNet_V2_X0_5_Weights, "fc"),
+    "resnet18": Backbone("resnet18", "ResNet18_Weights", "fc"),
+    "mobilenet_v3_small": Backbone("mobilenet_v3_small", "MobileNet_V3_Small_Weights", "classifier"),
+    "efficientnet_b0": Backbone("efficientnet_b0", "EfficientNet_B0_Weights", "classifier"),
+    "shufflenet_v2_x0_5": Backbone("shufflenet_v2_x0_5", "ShuffleNet_V2_X0_5_Weights", "fc"),
 }
 
 
@@ -221,8 +228,9 @@ class TorchvisionEncoder(FrameEncoder):
     def __init__(self, name: str, embed: int, pretrained: bool | str = False) -> None:
         super().__init__()
         spec = BACKBONES[name]
-        weights = spec.weights.DEFAULT
-        backbone = spec.build(weights=None)  # never let torchvision fetch anything
+        build, weights_enum = spec.resolve()
+        weights = weights_enum.DEFAULT
+        backbone = build(weights=None)  # never let torchvision fetch anything
         feature_dim = _head_in_features(getattr(backbone, spec.head))
         setattr(backbone, spec.head, nn.Identity())  # backbone now outputs pooled features (N, feature_dim)
 

@@ -204,9 +204,9 @@ def _cells_of(module: nn.Module) -> list[ReferenceLSTMCell]:
     """The reference cells equivalent to ``module``: an ``nn.LSTM`` or a memory cell that provides them."""
     if isinstance(module, nn.LSTM):
         return [ReferenceLSTMCell.from_lstm(module, k) for k in range(module.num_layers)]
-    if hasattr(module, "reference_cells"):
+    if getattr(type(module), "has_gates", False):
         return module.reference_cells()
-    raise TypeError(f"cannot trace gates of {type(module).__name__}; only lstm and peephole cells have gates")
+    raise TypeError(f"cannot trace gates of {type(module).__name__}: its memory cell class has no gates (has_gates)")
 
 
 def trace_gates(cell: nn.Module, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> GateTrace:

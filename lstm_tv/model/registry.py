@@ -27,6 +27,10 @@ class Registry(Generic[F]):
 
         return wrap
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (for tests that register a part of their own)."""
+        del self.factories[name]
+
     def names(self) -> list[str]:
         """Registered names, in registration order (the default first)."""
         return list(self.factories)

@@ -7,7 +7,7 @@ checked), and a writer ``render(pred) -> str`` of :class:`~lstm_tv.data.annotati
 =============  ==============================================  =====================================
 name           files                                           read as
 =============  ==============================================  =====================================
-native         labels/<stem>.txt, labels/<stem>.csv            FORMATS.md §1 (no writer here)
+native         labels/<stem>.txt, labels/<stem>.csv            docs/formats.md §1 (no writer here)
 cvat           labels/<stem>.xml (CVAT for video 1.1)          frame spans of tracks and tags
 labelstudio    labels/*.json (Label Studio export)             frame spans (or seconds) per task
 eaf            labels/<stem>.eaf (ELAN)                        second spans of one tier

@@ -2,7 +2,7 @@
 
 A reader turns a tool's file into :class:`VideoAnnotation` values: per-frame labels, or labelled spans
 in frames or in seconds, already mapped to class indices. :func:`to_frame_labels` then gives the same
-per-frame labels that a ``.txt``/``.csv`` gives (FORMATS.md §1), with the same tolerances, through the
+per-frame labels that a ``.txt``/``.csv`` gives (docs/formats.md §1), with the same tolerances, through the
 functions of :mod:`lstm_tv.data.labels`. Writers render :class:`Predictions` as runs of one label.
 """
 

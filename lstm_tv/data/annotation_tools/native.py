@@ -1,4 +1,4 @@
-"""lstm-tv's own labels (FORMATS.md §1): ``labels/<stem>.txt`` per frame or ``labels/<stem>.csv`` segments.
+"""lstm-tv's own labels (docs/formats.md §1): ``labels/<stem>.txt`` per frame or ``labels/<stem>.csv`` segments.
 
 Names in these files are class names themselves; ``data.class_map`` is for the tools' labels.
 """
