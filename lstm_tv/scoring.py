@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_tv.config import DataConfig
+from lstm_tv.data import annotation_tools
+from lstm_tv.data.annotation_tools.common import PER_FRAME
 from lstm_tv.data import labels as L
 from lstm_tv.data.prepare import assign_splits, discover
 from lstm_tv.errors import DatasetError, LabelError, PredictionError
@@ -222,7 +225,7 @@ class ScoredVideo:
 
     stem: str
     prediction: PredictionFile
-    labels_path: Path
+    labels_path: str
     truth: np.ndarray
     mask: np.ndarray | None
 
@@ -252,14 +255,14 @@ def _fitted(values: list[int], pred: PredictionFile, path: Path, what: str) -> t
     return np.asarray(fixed, dtype=np.int64), warning
 
 
-def _truth(labels_path: Path, pred: PredictionFile, classes: list[str], background: str
-           ) -> tuple[np.ndarray, str | None]:
-    """(T,) true classes of a prediction file's frames: per-frame ``.txt`` or segments at the file's times."""
-    if labels_path.suffix.lower() == ".txt":
-        return _fitted(L.read_frame_labels(labels_path, classes), pred, labels_path, "labels")
-    segments = L.read_segments(labels_path, classes)
-    frames = L.segments_to_frames(segments, pred.times.tolist(), classes.index(background))
-    return np.asarray(frames, dtype=np.int64), None
+def _truth(annotation, pred: PredictionFile, background: int) -> tuple[np.ndarray, list[str]]:
+    """(T,) true classes of a prediction file's frames, from any label form ``prepare`` reads (per-frame
+    labels, segments or an annotation tool's file), segments labelled at the prediction file's times."""
+    if annotation.unit == PER_FRAME:
+        labels, warning = _fitted(list(annotation.frame_labels), pred, Path(annotation.path), "labels")
+        return labels, [warning] if warning else []
+    frames, warnings = annotation_tools.to_frame_labels(annotation, pred.times.tolist(), background)
+    return np.asarray(frames, dtype=np.int64), warnings
 
 
 def _prediction_files(pred_dir: Path) -> dict[str, Path]:
@@ -276,18 +279,18 @@ def _prediction_files(pred_dir: Path) -> dict[str, Path]:
     return found
 
 
-def load_scoring_set(pred_dir: str | Path, src: str | Path, classes: list[str], background: str, *,
-                     split_ratios: list[float], split: str | None = None,
-                     skip_unlabeled: bool = False) -> ScoringSet:
+def load_scoring_set(pred_dir: str | Path, src: str | Path, cfg: DataConfig, *, split: str | None = None,
+                     skip_unlabeled: bool = False, labels_format: str | None = None) -> ScoringSet:
     """Pair ``pred_dir/<stem>.csv|.jsonl`` with the labels (and masks) of the raw dataset ``src``.
 
     Args:
         pred_dir: one prediction file per video stem.
         src: raw dataset (docs/formats.md §1); its videos are found, and split, as ``prepare`` does.
-        classes, background: the class names (``data.classes``) and the background class.
-        split_ratios: ``data.split_ratios``, for videos that ``splits.csv`` does not name.
+        cfg: the ``data`` settings: classes, background, split ratios (for videos ``splits.csv`` does not
+            name), and the class map of annotation-tool labels.
         split: score only the videos of this split (``train``/``val``/``test``); None: every video.
         skip_unlabeled: leave out videos without labels instead of failing (as ``prepare --skip-unlabeled``).
+        labels_format: the label format (``prepare --labels-format``); None: detected from the files.
     Returns:
         A :class:`ScoringSet`, videos sorted by stem.
     Raises:
@@ -298,8 +301,9 @@ def load_scoring_set(pred_dir: str | Path, src: str | Path, classes: list[str], 
     pred_dir, src = Path(pred_dir), Path(src)
     if split is not None and split not in L.SPLITS:
         raise DatasetError(f"--split {split}: must be one of {', '.join(L.SPLITS)}")
-    pairs, warnings = discover(src, skip_unlabeled=skip_unlabeled)
-    splits = assign_splits(src, [p[0] for p in pairs], list(split_ratios))
+    classes, background = list(cfg.classes), cfg.classes.index(cfg.background)
+    pairs, warnings = discover(src, cfg, skip_unlabeled=skip_unlabeled, labels_format=labels_format)
+    splits = assign_splits(src, pairs, list(cfg.split_ratios))
     files = _prediction_files(pred_dir)
     known = {p[0] for p in pairs}
     extra = sorted(set(files) - known)
@@ -314,15 +318,15 @@ def load_scoring_set(pred_dir: str | Path, src: str | Path, classes: list[str], 
     if not wanted:
         raise DatasetError(f"{src}: no video in the {split} split")
     videos = []
-    for stem, _video, labels_path, mask_path in wanted:
+    for stem, _video, annotation, mask_path in wanted:
         pred = read_predictions(files[stem], classes)
-        truth, warning = _truth(labels_path, pred, classes, background)
+        truth, more = _truth(annotation, pred, background)
         mask = mask_warning = None
         if mask_path is not None:
             mask, mask_warning = _fitted(L.read_mask(mask_path), pred, mask_path, "mask values")
             mask = mask.astype(bool)
-        warnings += [w for w in (warning, mask_warning) if w]
-        videos.append(ScoredVideo(stem, pred, labels_path, truth, mask))
+        warnings += more + ([mask_warning] if mask_warning else [])
+        videos.append(ScoredVideo(stem, pred, annotation.path, truth, mask))
     left_out = [files[stem] for stem, *_ in pairs if stem in files and all(v.stem != stem for v in videos)]
     return ScoringSet(videos, left_out, warnings)
 

@@ -7,13 +7,15 @@ import math
 import numpy as np
 import pytest
 
+from lstm_tv.config import DataConfig
 from lstm_tv.errors import LabelError, PredictionError
-from lstm_tv.predict import PredictionWriter
 from lstm_tv.scoring import load_scoring_set, probability_report, read_predictions
 from lstm_tv.stream import PredictedChunk
+from lstm_tv.writers import open_writer
 
 CLASSES = ["wolf", "dog", "unknown"]
 RATIOS = [0.7, 0.15, 0.15]
+DATA = DataConfig(classes=CLASSES, background="unknown", split_ratios=RATIOS)
 HEADER = "frame,time,label,confidence,p_wolf,p_dog,p_unknown"
 
 
@@ -46,7 +48,7 @@ def csv_rows(labels, probs=None, fps=10.0):
 
 
 def report_of(pred, src):
-    return probability_report(load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS), CLASSES, "unknown")
+    return probability_report(load_scoring_set(pred, src, DATA), CLASSES, "unknown")
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ def dataset(tmp_path):
 
 def test_pairs_prediction_files_with_per_frame_and_segment_labels_and_masks(dataset):
     src, pred = dataset
-    scoring = load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS, split="test")
+    scoring = load_scoring_set(pred, src, DATA, split="test")
     a, b = scoring.videos
     assert (a.stem, b.stem) == ("a", "b")
     assert a.truth.tolist() == [0, 0, 1, 2] and a.prediction.labels.tolist() == [0, 1, 1, 2]
@@ -103,14 +105,14 @@ def test_probabilities_give_the_probability_metrics(tmp_path):
 def test_a_split_scores_only_its_videos_and_leaves_the_others_out(dataset):
     src, pred = dataset
     (src / "splits.csv").write_text("video,split\na,test\nb,train\n")
-    scoring = load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS, split="test")
+    scoring = load_scoring_set(pred, src, DATA, split="test")
     assert [v.stem for v in scoring.videos] == ["a"] and scoring.left_out == [pred / "b.jsonl"]
 
 
 def test_labels_one_or_two_frames_off_are_fitted_with_a_warning(dataset):
     src, pred = dataset
     (src / "labels" / "a.txt").write_text("wolf\nwolf\ndog\n")  # 3 labels, 4 rows: last label repeated
-    scoring = load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS)
+    scoring = load_scoring_set(pred, src, DATA)
     assert scoring.videos[0].truth.tolist() == [0, 0, 1, 1]
     assert len(scoring.warnings) == 1 and "a.txt" in scoring.warnings[0]
 
@@ -118,7 +120,8 @@ def test_labels_one_or_two_frames_off_are_fitted_with_a_warning(dataset):
 def test_our_own_writer_reads_back(tmp_path):
     probs = np.array([[0.2, 0.7, 0.1], [0.05, 0.05, 0.9]], dtype=np.float32)
     text = io.StringIO()
-    PredictionWriter(text, CLASSES, "csv").write(PredictedChunk(0, np.array([0.0, 0.04]), probs))
+    with open_writer(text, "csv", CLASSES) as writer:
+        writer.write(PredictedChunk(0, np.array([0.0, 0.04]), probs))
     (tmp_path / "v.csv").write_text(text.getvalue())
     read = read_predictions(tmp_path / "v.csv", CLASSES)
     assert read.labels.tolist() == [1, 2] and read.fps == pytest.approx(25.0)
@@ -172,21 +175,21 @@ def test_a_missing_prediction_file_is_named(dataset):
     src, pred = dataset
     (pred / "b.jsonl").unlink()
     with pytest.raises(PredictionError, match=r"b\.csv: missing .*1 of 2 missing"):
-        load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS)
+        load_scoring_set(pred, src, DATA)
 
 
 def test_an_extra_prediction_file_is_named(dataset):
     src, pred = dataset
     (pred / "c.csv").write_text("frame,time,label\n0,0,wolf\n")
     with pytest.raises(PredictionError, match=r"c\.csv: no labelled video 'c'"):
-        load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS)
+        load_scoring_set(pred, src, DATA)
 
 
 def test_two_files_for_one_stem_are_refused(dataset):
     src, pred = dataset
     (pred / "a.jsonl").write_text("")
     with pytest.raises(PredictionError, match="two prediction files for 'a'"):
-        load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS)
+        load_scoring_set(pred, src, DATA)
 
 
 @pytest.mark.parametrize("labels, mask, named", [
@@ -198,11 +201,11 @@ def test_a_wrong_row_count_names_the_prediction_and_the_labels(dataset, labels, 
     (src / "labels" / "a.txt").write_text(labels)
     (src / "masks" / "a.txt").write_text(mask)
     with pytest.raises(PredictionError, match=r"a\.csv: 4 rows but .*a\.txt has \d+ (labels|mask values)"):
-        load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS)
+        load_scoring_set(pred, src, DATA)
 
 
 def test_a_bad_label_file_fails_as_prepare_would(dataset):
     src, pred = dataset
     (src / "labels" / "a.txt").write_text("wolf\ncat\ndog\nunknown\n")
     with pytest.raises(LabelError, match="line 2: unknown class 'cat'"):
-        load_scoring_set(pred, src, CLASSES, "unknown", split_ratios=RATIOS)
+        load_scoring_set(pred, src, DATA)
