@@ -19,8 +19,8 @@ import numpy as np
 
 from lstm_tv.config import DataConfig
 from lstm_tv.data import annotation_tools
-from lstm_tv.data.annotation_tools.common import PER_FRAME
 from lstm_tv.data import labels as L
+from lstm_tv.data.annotation_tools.common import PER_FRAME
 from lstm_tv.data.prepare import assign_splits, discover
 from lstm_tv.errors import DatasetError, LabelError, PredictionError
 from lstm_tv.scores import FrameScores
