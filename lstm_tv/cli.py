@@ -139,6 +139,11 @@ def predict(videos: Annotated[list[str], typer.Argument(help="Video files, direc
             timeline: Annotated[Optional[Path], typer.Option(
                 help="Figure of the labels over time with the confidence (OUT.png; a directory for several videos).")] = None,
             labels: LabelsOpt = None,
+            format: Annotated[Optional[str], typer.Option(
+                "--format", help="Format of --out: csv, jsonl (default: from its suffix; csv for a directory), or "
+                                 "an annotation tool's import format to correct the predictions in: cvat, "
+                                 "labelstudio, eaf, mstcn, activitynet (docs/annotation-tools.md).",
+                show_default=False)] = None,
             batch: Annotated[int, typer.Option(help="Decoded frames per streamed chunk (memory, not results, depends on it).")] = 64,
             stride: Annotated[int, typer.Option(
                 help="Run the model on every N-th frame only and repeat its last prediction in between (faster "
@@ -158,7 +163,7 @@ def predict(videos: Annotated[list[str], typer.Argument(help="Video files, direc
     from lstm_tv.predict import run_predict
 
     run_predict(videos, checkpoint=checkpoint, out=out, annotate=annotate, timeline=timeline, labels=labels,
-                device=device, batch=batch, stride=stride, fps=fps, amp=amp, reporter=Reporter())
+                device=device, batch=batch, stride=stride, fps=fps, amp=amp, fmt=format, reporter=Reporter())
 
 
 @app.command()

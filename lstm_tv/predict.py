@@ -25,7 +25,7 @@ from lstm_tv.model.classifier import FrameClassifier
 from lstm_tv.stream import DEFAULT_BATCH, PredictedChunk, open_for_inference, predict_video
 from lstm_tv.traces import BoundedTrace
 from lstm_tv.truth import TruthLabels
-from lstm_tv.writers import FIGURE_SUFFIXES, format_for, open_writer, prediction_suffixes
+from lstm_tv.writers import FIGURE_SUFFIXES, VideoContext, format_for, open_writer, prediction_suffixes
 
 # ---------------------------------------------------------------------------------------------------
 # Planning: which video goes to which outputs
@@ -73,6 +73,7 @@ class PredictionJob:
     annotate: Path | None = None
     timeline: Path | None = None
     labels: Path | None = None
+    fmt: str = "csv"  # the format of ``out`` (lstm_tv.writers.WRITERS)
 
 
 def _output_for(option: str, value: Path | None, video: Path, several: bool, suffixes: tuple[str, ...]) -> Path | None:
@@ -92,8 +93,13 @@ def _output_for(option: str, value: Path | None, video: Path, several: bool, suf
 
 
 def plan_jobs(videos: list[Path], *, out: Path | None, annotate: Path | None, timeline: Path | None,
-              labels: Path | None) -> list[PredictionJob]:
-    """Pair every video with its output and label paths, checking them all before any decoding."""
+              labels: Path | None, fmt: str | None = None) -> list[PredictionJob]:
+    """Pair every video with its output and label paths, checking them all before any decoding.
+
+    ``fmt`` names the format of ``out`` (``--format``); None: from ``out``'s suffix (csv for a directory).
+    """
+    if fmt is not None:
+        format_for("", fmt)  # an unknown name fails before anything else
     several = len(videos) > 1
     stems: dict[str, Path] = {}
     jobs = []
@@ -101,9 +107,11 @@ def plan_jobs(videos: list[Path], *, out: Path | None, annotate: Path | None, ti
         if (out or annotate or timeline) and video.stem in stems:
             raise LstmTvError(f"{video}: same name as {stems[video.stem]}; their outputs would overwrite each other")
         stems[video.stem] = video
-        job = PredictionJob(video, _output_for("out", out, video, several, prediction_suffixes()),
-                       _output_for("annotate", annotate, video, several, (".mp4",)),
-                       _output_for("timeline", timeline, video, several, FIGURE_SUFFIXES))
+        job = PredictionJob(video, _output_for("out", out, video, several, prediction_suffixes(fmt)),
+                            _output_for("annotate", annotate, video, several, (".mp4",)),
+                            _output_for("timeline", timeline, video, several, FIGURE_SUFFIXES))
+        if job.out is not None:
+            job.fmt = format_for(job.out, fmt)
         if labels is not None:
             if labels.is_dir():
                 found = [labels / f"{video.stem}{s}" for s in (".txt", ".csv")
@@ -198,7 +206,8 @@ def _open_outputs(outputs: contextlib.ExitStack, job: PredictionJob, record: Che
     sinks: list = []
     if job.out is not None:
         sinks.append(outputs.enter_context(
-            open_writer(job.out, format_for(job.out), record.classes, frame_time=1.0 / fps)))
+            open_writer(job.out, job.fmt, record.classes, frame_time=1.0 / fps,
+                        video=VideoContext(job.video.name, record.background, info.width, info.height))))
     if job.annotate is not None:
         from lstm_tv import plots  # deferred (matplotlib): the annotation's colours are the figures' palette
         from lstm_tv.annotate import Annotator
@@ -259,7 +268,7 @@ def stride_for(info, stride: int, fps: float | None) -> int:
 def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = None, out: Path | None = None,
                 annotate: Path | None = None, timeline: Path | None = None, labels: Path | None = None,
                 device: str = "auto", batch: int = DEFAULT_BATCH, stride: int = 1, fps: float | None = None,
-                amp: bool = False, reporter=None) -> list[VideoSummary]:
+                amp: bool = False, fmt: str | None = None, reporter=None) -> list[VideoSummary]:
     """``lstm-tv predict``: check everything, then stream each video into its outputs and summarise.
 
     Everything that can be checked without decoding is checked first -- videos exist and open,
@@ -268,6 +277,7 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
     outputs appear when it is done (an error in a later video leaves earlier ones' complete outputs).
 
     Args:
+        fmt: the format of ``out`` (``--format``: csv, jsonl or an annotation tool's); None: from its suffix.
         amp: run the encoder in bfloat16 (CPU) / float16 (CUDA). Off by default: on the benchmark
             machine (2 cores, AVX512-BF16) it did not speed up the whole pipeline, whose floor is
             decoding (docs/benchmarks.md), and fp32 gives exactly what ``evaluate`` measures.
@@ -285,7 +295,7 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
         raise LstmTvError(f"--stride {stride}: must be at least 1 (1 = every frame)")
     if fps is not None and (stride != 1 or not fps > 0):
         raise LstmTvError(f"--fps {fps}: must be positive, and not combined with --stride")
-    jobs = plan_jobs(expand_videos(sources), out=out, annotate=annotate, timeline=timeline, labels=labels)
+    jobs = plan_jobs(expand_videos(sources), out=out, annotate=annotate, timeline=timeline, labels=labels, fmt=fmt)
     path, record, model, dev = open_for_inference(checkpoint, device, batch=batch)
     precision = set_precision(model, dev, amp, reporter)
     infos = [probe(job.video) for job in jobs]  # every video opens before the first is decoded
@@ -302,7 +312,17 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
                                   warn=lambda line: reporter.warn(escape(line)))
         reporter.table(escape(str(job.video)), summary_rows(summary, record.classes))
         summaries.append(summary)
+    if fmt == "mstcn" and out is not None and out.is_dir() and out.name == "groundTruth":
+        _write_mstcn_mapping(out.parent, record)
     return summaries
+
+
+def _write_mstcn_mapping(root: Path, record: CheckpointRecord) -> None:
+    """MS-TCN's ``mapping.txt`` in ``root``, beside ``root/groundTruth/``: the folder reads back as that layout."""
+    from lstm_tv.data.annotation_tools import mstcn
+    from lstm_tv.fileio import write_text
+
+    write_text(root / "mapping.txt", mstcn.render_mapping(list(record.classes)))
 
 
 def set_precision(model: FrameClassifier, device: torch.device, amp: bool, reporter) -> str:

@@ -33,6 +33,16 @@ from lstm_tv.stream import PredictedChunk
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")  # what --timeline (predict) and --out (explain) may end in
 
 
+@dataclass(frozen=True)
+class VideoContext:
+    """What a format may need to know of the video besides its frames (annotation tools do)."""
+
+    name: str = ""             # the video's file name, as the tool knows it
+    background: str | None = None
+    width: int = 0
+    height: int = 0
+
+
 class PredictionWriter:
     """Interface of every writer: :meth:`open`, then :meth:`write` per chunk in order, then :meth:`close`.
 
@@ -40,17 +50,23 @@ class PredictionWriter:
         file: an open text file (newline="\\n" for files: rows end in LF on every platform).
         classes: class names in the checkpoint's order.
         frame_time: how long one frame lasts (1 / fps), for formats that need the end of the last frame.
+        video: the video's name, size and background class, for formats that record them.
 
     Class attributes:
         name: the format's name (``WRITERS`` key), set by :func:`register_writer`.
-        suffix: the file ending that picks this format for ``--out FILE``.
+        suffix: the file ending of this format's files.
+        by_suffix: whether ``--out FILE`` with that ending picks this format without ``--format``
+            (False where an ending is shared: ``.json`` is Label Studio's and ActivityNet's).
     """
 
     name: ClassVar[str] = ""
     suffix: ClassVar[str] = ""
+    by_suffix: ClassVar[bool] = True
 
-    def __init__(self, file: TextIO, classes: Sequence[str], *, frame_time: float | None = None) -> None:
+    def __init__(self, file: TextIO, classes: Sequence[str], *, frame_time: float | None = None,
+                 video: VideoContext | None = None) -> None:
         self.file, self.classes, self.frame_time = file, list(classes), frame_time
+        self.video = video or VideoContext()
 
     def open(self) -> None:
         """Write what comes before the first frame (nothing by default)."""
@@ -79,28 +95,35 @@ def register_writer(name: str):
     return wrap
 
 
-def prediction_suffixes() -> tuple[str, ...]:
-    """The file endings ``--out`` accepts, one per registered format (the first is the default)."""
-    return tuple(cls.suffix for cls in WRITERS.values())
+def prediction_suffixes(fmt: str | None = None) -> tuple[str, ...]:
+    """The file endings ``--out FILE`` accepts: ``fmt``'s, or those that pick a format by themselves
+    (the first is the default for ``--out DIR``)."""
+    if fmt is not None:
+        return (WRITERS[fmt].suffix,)
+    return tuple(cls.suffix for cls in WRITERS.values() if cls.by_suffix)
 
 
-def format_for(path: str | Path) -> str:
-    """The registered format whose suffix ``path`` ends in (case-insensitive; the longest wins).
+def format_for(path: str | Path, fmt: str | None = None) -> str:
+    """``fmt`` when given (checked), else the format whose suffix ``path`` ends in (case-insensitive).
 
     Raises:
-        LstmTvError: no format ends that way.
+        LstmTvError: an unknown ``fmt``, or no format ends that way.
     """
+    if fmt is not None:
+        if fmt not in WRITERS:
+            raise LstmTvError(f"--format {fmt}: unknown; choose from {', '.join(WRITERS)}")
+        return fmt
     name = str(path).lower()
-    matches = [cls for cls in WRITERS.values() if name.endswith(cls.suffix)]
+    matches = [cls for cls in WRITERS.values() if cls.by_suffix and name.endswith(cls.suffix)]
     if not matches:
         raise LstmTvError(f"{path}: --out must end in {' or '.join(prediction_suffixes())} "
-                          f"(or be an existing directory)")
+                          f"(or be an existing directory; other formats with --format)")
     return max(matches, key=lambda cls: len(cls.suffix)).name
 
 
 @contextlib.contextmanager
 def open_writer(target: str | Path | TextIO, fmt: str, classes: Sequence[str], *,
-                frame_time: float | None = None) -> Iterator[PredictionWriter]:
+                frame_time: float | None = None, video: VideoContext | None = None) -> Iterator[PredictionWriter]:
     """A writer of format ``fmt``, opened; closed when the block ends without an error.
 
     A path is written under a temporary name beside it and renamed into place at the end, so an
@@ -110,14 +133,14 @@ def open_writer(target: str | Path | TextIO, fmt: str, classes: Sequence[str], *
 
     cls = WRITERS[fmt]
     if not isinstance(target, (str, Path)):
-        writer = cls(target, classes, frame_time=frame_time)
+        writer = cls(target, classes, frame_time=frame_time, video=video)
         writer.open()
         yield writer
         writer.close()
         return
     path = Path(target)
     with atomic_path(path, suffix=path.suffix) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as file:
-        writer = cls(file, classes, frame_time=frame_time)
+        writer = cls(file, classes, frame_time=frame_time, video=video)
         writer.open()
         yield writer
         writer.close()
@@ -130,8 +153,8 @@ def open_writer(target: str | Path | TextIO, fmt: str, classes: Sequence[str], *
 class FrameRowWriter(PredictionWriter):
     """One row per frame: ``frame, time, label, confidence, p_<class>...``; subclasses format the rows."""
 
-    def __init__(self, file: TextIO, classes: Sequence[str], *, frame_time: float | None = None) -> None:
-        super().__init__(file, classes, frame_time=frame_time)
+    def __init__(self, file: TextIO, classes: Sequence[str], **context) -> None:
+        super().__init__(file, classes, **context)
         self.keys = ["frame", "time", "label", "confidence"] + [f"p_{c}" for c in self.classes]
 
     def write(self, chunk: PredictedChunk) -> None:
@@ -207,8 +230,8 @@ class SegmentWriter(PredictionWriter):
     class's ``close`` first so the last segment is written).
     """
 
-    def __init__(self, file: TextIO, classes: Sequence[str], *, frame_time: float | None = None) -> None:
-        super().__init__(file, classes, frame_time=frame_time)
+    def __init__(self, file: TextIO, classes: Sequence[str], **context) -> None:
+        super().__init__(file, classes, **context)
         self._run: list | None = None  # [label, start, start_time, confidence sum, frames] of the open run
         self._end, self._last_time, self._step = 0, 0.0, 0.0
 
@@ -243,3 +266,53 @@ class SegmentWriter(PredictionWriter):
     def write_segment(self, segment: Segment) -> None:
         """Write one closed segment."""
         raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------------
+# Annotation tools: predictions as pre-annotations to correct (docs/annotation-tools.md)
+
+
+class ToolWriter(PredictionWriter):
+    """A video's predictions in an annotation tool's import format, rendered when the video ends.
+
+    These formats are one document per video (XML, JSON), so the frames' labels and confidences are
+    kept until :meth:`close` -- 6 bytes a frame (5 MB for ten hours at 24 fps), not the frames.
+    """
+
+    by_suffix = False
+    render: ClassVar = None  # the annotation_tools module's render(Predictions) -> str
+
+    def __init__(self, file: TextIO, classes: Sequence[str], **context) -> None:
+        super().__init__(file, classes, **context)
+        self._labels: list[np.ndarray] = []
+        self._confidence: list[np.ndarray] = []
+        self._times: list[np.ndarray] = []
+
+    def write(self, chunk: PredictedChunk) -> None:
+        self._labels.append(chunk.labels.astype(np.int16))
+        self._confidence.append(chunk.confidence.astype(np.float32))
+        self._times.append(chunk.times)
+
+    def close(self) -> None:
+        from lstm_tv.data.annotation_tools import Predictions
+
+        times = np.concatenate(self._times) if self._times else np.zeros(0)
+        fps = 1.0 / self.frame_time if self.frame_time else 25.0
+        pred = Predictions(self.video.name, np.concatenate(self._labels).tolist() if self._labels else [],
+                           np.concatenate(self._confidence).tolist() if self._confidence else [],
+                           self.classes, self.video.background, fps, self.video.width, self.video.height,
+                           times.tolist())
+        self.file.write(type(self).render(pred))
+
+
+def _register_tool_formats() -> None:
+    """One :class:`ToolWriter` per format that ``lstm_tv.data.annotation_tools`` can write."""
+    from lstm_tv.data.annotation_tools import WRITERS as TOOL_WRITERS
+
+    for name, (render, suffix) in TOOL_WRITERS.items():
+        register_writer(name)(type(f"{name.title()}Writer", (ToolWriter,),
+                                   {"suffix": suffix, "render": staticmethod(render), "__doc__": render.__doc__}))
+
+
+_register_tool_formats()
+

@@ -21,6 +21,7 @@ from lstm_tv.writers import (
 )
 
 CLASSES = ["cat", "dog", "none"]
+TV_CLASSES = ["wolf", "dog", "bear", "goldfish", "unknown"]  # the synthetic data's
 
 
 def chunks_of(labels: list[int], sizes: list[int], fps: float = 10.0) -> list[PredictedChunk]:
@@ -48,7 +49,7 @@ def written(fmt: str, chunks: list[PredictedChunk]) -> str:
 
 
 def test_formats_are_chosen_by_name_and_suffix():
-    assert list(WRITERS) == ["csv", "jsonl"] and prediction_suffixes() == (".csv", ".jsonl")
+    assert list(WRITERS)[:2] == ["csv", "jsonl"] and prediction_suffixes() == (".csv", ".jsonl")
     assert format_for("a/b.CSV") == "csv" and format_for("x.jsonl") == "jsonl"
     with pytest.raises(LstmTvError, match=r"p\.txt: --out must end in \.csv or \.jsonl"):
         format_for("p.txt")
@@ -112,3 +113,68 @@ def test_segments_are_maximal_runs_whatever_the_chunks(sizes):
         "cat 5-6 0.50-0.60 0.5050",
         "none 6-7 0.60-0.70 0.5060",                                            # the last ends one frame later
         "4 segments"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Annotation tools: what predict writes for correction reads back through prepare as the same labels
+
+
+def test_tool_formats_are_registered_but_not_picked_by_suffix():
+    assert {"cvat", "labelstudio", "eaf", "mstcn", "activitynet"} <= set(WRITERS)
+    assert prediction_suffixes() == (".csv", ".jsonl")           # .json/.txt/.xml need --format
+    assert format_for("a.json", "labelstudio") == "labelstudio"
+    with pytest.raises(LstmTvError, match="--format nope: unknown; choose from csv, jsonl"):
+        format_for("a.csv", "nope")
+
+
+def test_a_tool_writer_renders_the_streamed_runs_once_at_the_end(tmp_path):
+    from lstm_tv.data.annotation_tools import ClassMap, cvat
+    from lstm_tv.writers import VideoContext
+
+    labels = [2, 0, 0, 1, 1, 1, 2, 0]
+    text = io.StringIO()
+    with open_writer(text, "cvat", CLASSES, frame_time=0.1, video=VideoContext("v.mp4", "none", 32, 24)) as w:
+        for chunk in chunks_of(labels, [3, 5]):
+            w.write(chunk)
+            assert text.getvalue() == ""                            # one document: nothing before the end
+    assert "<size>8</size>" in text.getvalue() and 'label="cat"' in text.getvalue()
+    (tmp_path / "v.xml").write_text(text.getvalue())
+    (entry,) = cvat.read(tmp_path / "v.xml", ClassMap(tuple(CLASSES), "none"), {})
+    spans = [(s.label, int(s.start), int(s.end)) for s in entry.annotation.spans]
+    assert sorted(spans) == [(0, 1, 3), (0, 7, 8), (1, 3, 6)]       # the background frames are left unlabelled
+
+
+@pytest.mark.parametrize("fmt, labels_at", [("cvat", "labels/{stem}.xml"), ("labelstudio", "labels/{stem}.json"),
+                                            ("eaf", "labels/{stem}.eaf"), ("activitynet", "labels/{stem}.json"),
+                                            ("mstcn", "groundTruth/{stem}.txt")])
+def test_predict_for_correction_reads_back_through_prepare(cli, tiny_run, tmp_path, fmt, labels_at):
+    from lstm_tv.config import load_config
+    from lstm_tv.data.dataset import PreparedDataset
+    from lstm_tv.data.prepare import prepare_dataset
+    from lstm_tv.scoring import read_predictions
+
+    video = sorted((tiny_run["raw"] / "videos").glob("*.mp4"))[0]
+    ckpt = tiny_run["ckpt"]
+    out = tmp_path / "pre"
+    out.mkdir()
+    r = cli("predict", video, "--checkpoint", ckpt, "--out", out / "p.csv")
+    assert r.code == 0, r.err
+    predicted = read_predictions(out / "p.csv", TV_CLASSES).labels.tolist()
+    # The raw layout of a user who imported the pre-labels into the tool and exported them unchanged.
+    src = tmp_path / "raw"
+    (src / "videos").mkdir(parents=True)
+    (src / "videos" / video.name).write_bytes(video.read_bytes())
+    target = src / labels_at.format(stem=video.stem)
+    target.parent.mkdir(parents=True)
+    r = cli("predict", video, "--checkpoint", ckpt, "--out", target.parent, "--format", fmt)
+    assert r.code == 0, r.err
+    assert target.is_file(), sorted(p.name for p in target.parent.iterdir())
+    if fmt == "labelstudio":  # Label Studio exports what a person accepted as annotations, never predictions
+        tasks = json.loads(target.read_text())
+        tasks[0]["annotations"] = [{"result": tasks[0].pop("predictions")[0]["result"]}]
+        target.write_text(json.dumps(tasks))
+    if fmt == "mstcn":
+        assert (src / "mapping.txt").read_text().splitlines()[:2] == ["0 wolf", "1 dog"]
+    prepare_dataset(src, tmp_path / "prepared", load_config(None, ["data.size=16"]).data, workers=1)
+    data = PreparedDataset(tmp_path / "prepared")
+    assert data.labels(data.videos[0]).tolist() == predicted
