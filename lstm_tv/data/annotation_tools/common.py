@@ -19,7 +19,7 @@ from xml.etree import ElementTree as ET
 import yaml
 
 from lstm_tv.config import DataConfig
-from lstm_tv.data import labels as L
+from lstm_tv.data import labels as label_files
 from lstm_tv.errors import LabelError
 
 # VideoAnnotation.unit: what its numbers count.
@@ -36,7 +36,7 @@ class VideoAnnotation:
 
     path: str
     unit: str
-    spans: tuple[L.Segment, ...] = ()
+    spans: tuple[label_files.Segment, ...] = ()
     frame_labels: tuple[int, ...] = ()
     declared_frames: int | None = None
     split: str | None = None
@@ -100,20 +100,20 @@ def _read_class_map(path: str, classes: list[str]) -> dict[str, str]:
 # Spans -> per-frame labels
 
 
-def frame_span(path, where: str, first, last, label: int) -> L.Segment:
+def frame_span(path, where: str, first, last, label: int) -> label_files.Segment:
     """A span from an inclusive first/last frame (as CVAT and Label Studio write them), checked."""
     first, last = number(path, where, first, "first frame"), number(path, where, last, "last frame")
     if first != int(first) or last != int(last):
         raise LabelError(f"{path}: {where}: frame numbers must be whole numbers, got {first}, {last}")
-    L.check_interval(path, where, int(first), int(last), unit="frames", inclusive=True)
-    return L.Segment(int(first), int(last) + 1, label, where)
+    label_files.check_interval(path, where, int(first), int(last), unit="frames", inclusive=True)
+    return label_files.Segment(int(first), int(last) + 1, label, where)
 
 
-def second_span(path, where: str, start, end, label: int) -> L.Segment:
+def second_span(path, where: str, start, end, label: int) -> label_files.Segment:
     """A half-open span in seconds, checked as a ``.csv`` row is."""
     start, end = number(path, where, start, "start"), number(path, where, end, "end")
-    L.check_interval(path, where, start, end)
-    return L.Segment(start, end, label, where)
+    label_files.check_interval(path, where, start, end)
+    return label_files.Segment(start, end, label, where)
 
 
 def number(path, where: str, value, what: str) -> float:
@@ -127,11 +127,11 @@ def number(path, where: str, value, what: str) -> float:
     return out
 
 
-def span_annotation(path, unit: str, spans: list[L.Segment], *, declared_frames: int | None = None,
+def span_annotation(path, unit: str, spans: list[label_files.Segment], *, declared_frames: int | None = None,
                     split: str | None = None) -> VideoAnnotation:
     """Check spans (two labels on one frame, a frame past the stated end) and wrap them."""
-    slack = 0.0 if unit == FRAME_SPANS else L.TIME_SLACK
-    spans = L.check_overlaps(path, spans, slack=slack, same_label_ok=True)
+    slack = 0.0 if unit == FRAME_SPANS else label_files.TIME_SLACK
+    spans = label_files.check_overlaps(path, spans, slack=slack, same_label_ok=True)
     if unit == FRAME_SPANS and declared_frames is not None:
         for s in spans:
             if s.end > declared_frames:
@@ -149,20 +149,20 @@ def to_frame_labels(ann: VideoAnnotation, times: list[float], background: int) -
     """
     n, warnings = len(times), []
     if ann.unit == PER_FRAME:
-        labels, warning = L.fit_length(list(ann.frame_labels), n, ann.path)
+        labels, warning = label_files.fit_length(list(ann.frame_labels), n, ann.path)
         return labels, [warning] if warning else []
     if ann.unit == SECOND_SPANS:
-        late = [s.where for s in ann.spans if s.start > times[-1] + L.TIME_SLACK]
+        late = [s.where for s in ann.spans if s.start > times[-1] + label_files.TIME_SLACK]
         if late:
             warnings.append(f"{ann.path}: {late[0]} (and {len(late) - 1} more) starts after the last frame "
                             f"({times[-1]:.3f} s); times are in seconds")
-        return L.segments_to_frames(list(ann.spans), times, background), warnings
+        return label_files.segments_to_frames(list(ann.spans), times, background), warnings
     if ann.declared_frames is not None:
-        _, warning = L.fit_length([0] * ann.declared_frames, n, ann.path, what="frames in the file")
+        _, warning = label_files.fit_length([0] * ann.declared_frames, n, ann.path, what="frames in the file")
         warnings += [warning] if warning else []
     labels = [background] * n
     for s in ann.spans:
-        if s.end > n + L.LENGTH_TOLERANCE:
+        if s.end > n + label_files.LENGTH_TOLERANCE:
             raise LabelError(f"{ann.path}: {s.where}: frames {int(s.start)}-{int(s.end) - 1} run past the video's "
                              f"end ({n} decoded frames, 0 to {n - 1})")
         for i in range(int(s.start), min(int(s.end), n)):

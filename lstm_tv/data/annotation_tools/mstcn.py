@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lstm_tv.data import labels as L
+from lstm_tv.data import labels as label_files
 from lstm_tv.data.annotation_tools.common import PER_FRAME, ClassMap, Entry, Predictions, VideoAnnotation
 from lstm_tv.errors import LabelError
 
@@ -48,7 +48,7 @@ def read_layout(src: Path, mapper: ClassMap, ratios: list[float]) -> list[Entry]
 def read_ground_truth(path: Path, mapper: ClassMap, names: set[str] | None, split: str | None) -> VideoAnnotation:
     """Per-frame labels of one ``groundTruth`` file; a name not in ``mapping.txt`` is an error."""
     labels = []
-    for n, line in enumerate(L.read_lines(path), start=1):
+    for n, line in enumerate(label_files.read_lines(path), start=1):
         name = line.strip()
         if not name:
             raise LabelError(f"{path}: line {n} is blank; every frame needs a class name")
@@ -62,7 +62,7 @@ def read_ground_truth(path: Path, mapper: ClassMap, names: set[str] | None, spli
 
 def _mapping(path: Path) -> set[str]:
     names = set()
-    for n, line in enumerate(L.read_lines(path), start=1):
+    for n, line in enumerate(label_files.read_lines(path), start=1):
         parts = line.split(maxsplit=1)
         if not parts:
             continue
@@ -82,13 +82,13 @@ def _splits(folder: Path, ratios: list[float]) -> dict[str, str]:
     train, val, _ = ratios
     out: dict[str, str] = {}
     for _, bundle, path in sorted(b for b in bundles if b[0] == fold):
-        for line in L.read_lines(path):
+        for line in label_files.read_lines(path):
             vid, subset = Path(line.strip()).stem, bundle
             if not vid:
                 continue
             if subset == "train" and val > 0:  # a stable share of train becomes val (hash of the name alone)
                 shares = [train / (train + val), val / (train + val), 0.0]
-                subset = "val" if L.hash_split(vid, shares) == "val" else "train"
+                subset = "val" if label_files.hash_split(vid, shares) == "val" else "train"
             out[vid] = subset
     return out
 
