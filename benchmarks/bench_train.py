@@ -61,7 +61,8 @@ def main() -> None:
         report = json.loads(report_path.read_text())
         results[name] = (seconds, report)
 
-    print(f"\n{'run':20} {'train s':>8} {'test frame acc':>15} {'test masked acc':>16} {'macro-F1':>9} {'edit':>6} {'F1@50':>6}")
+    print(f"\n{'run':20} {'train s':>8} {'test frame acc':>15} {'test masked acc':>16} {'macro-F1':>9} "
+          f"{'edit':>6} {'F1@50':>6}")
     for name, (seconds, r) in results.items():
         print(f"{name:20} {seconds:8.0f} {r['frame_accuracy']:15.4f} {r.get('masked_accuracy', float('nan')):16.4f} "
               f"{r['macro_f1']:9.4f} {r['edit']:6.1f} {r['f1@50']:6.1f}")

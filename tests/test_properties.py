@@ -100,7 +100,7 @@ def test_segments_parse_or_raise_label_error(scratch, content):
     for s in segments:
         assert math.isfinite(s.start) and math.isfinite(s.end) and 0 <= s.start < s.end
         assert 0 <= s.label < len(CLASSES)
-    for a, b in zip(segments, segments[1:]):
+    for a, b in zip(segments, segments[1:], strict=False):
         assert a.start <= b.start and b.start >= a.end - TIME_SLACK      # sorted, not overlapping
 
 
