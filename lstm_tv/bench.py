@@ -65,6 +65,7 @@ from lstm_tv.errors import ConfigError, LstmTvError
 from lstm_tv.fileio import write_json, write_text
 from lstm_tv.metrics import METRICS
 from lstm_tv.model.cells import bench_cells, list_cells
+from lstm_tv.scores import FrameScores
 from lstm_tv.stream import load_model
 from lstm_tv.training import fit
 from lstm_tv.ui import QUIET, Bar, Reporter
@@ -216,7 +217,7 @@ def evaluate_run(checkpoint: Path, dataset: BenchDataset, device: str = "auto") 
     """
     data = PreparedDataset(dataset.prepared)
     dev = resolve_device(device)
-    _, model = load_model(checkpoint, dev)
+    record, model = load_model(checkpoint, dev)
     longest = max((int(d.max()) for d in dataset.distances.values()), default=0)
     frames_at, correct_at = np.zeros(longest + 1, np.int64), np.zeros(longest + 1, np.int64)
 
@@ -226,7 +227,9 @@ def evaluate_run(checkpoint: Path, dataset: BenchDataset, device: str = "auto") 
         frames_at[:] += np.bincount(distance[masked], minlength=longest + 1)
         correct_at[:] += np.bincount(distance[masked & (pred == data.labels(video))], minlength=longest + 1)
 
-    report = evaluate_model(model, data, data.split("test"), dev, on_video=count_by_distance).compute(data.classes)
+    scores = FrameScores(data.classes, data.classes.index(data.background))  # mAP, ECE, ... (the metric table)
+    report = evaluate_model(model, data, data.split("test"), dev, on_video=count_by_distance, scores=scores,
+                            temperature=record.temperature).compute(data.classes) | scores.report()
     memory, total = count_parameters(model)
     keep = [m.key for m in METRICS] + ["frames", "masked_frames", "videos"]
     return {**{k: report[k] for k in keep if k in report}, "memory_params": memory, "total_params": total,

@@ -101,17 +101,50 @@ def train(config: ConfigOpt = None, overrides: Overrides = None,
 
 
 @app.command()
-def evaluate(checkpoint: Annotated[Path, typer.Argument(help="A checkpoint (best.ckpt).")],
+def evaluate(checkpoint: Annotated[Optional[str], typer.Argument(
+                 help="A checkpoint (best.ckpt); with --pred none (then KEY=VALUE overrides may follow).",
+                 show_default=False)] = None,
+             overrides: Overrides = None,
              data_dir: Annotated[Optional[Path], typer.Option("--data", help="Prepared dataset (default: the checkpoint's data.dir).")] = None,
-             split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+             split: Annotated[Optional[str], typer.Option(
+                 help="train, val or test (default: test; with --pred every video of --labels).")] = None,
              report: Annotated[Optional[Path], typer.Option(help="Write the full report as JSON here.")] = None,
-             plot: Annotated[Optional[Path], typer.Option(help="Confusion-matrix PNG (default: beside the checkpoint, plots/confusion_<split>.png).")] = None,
+             plot: Annotated[Optional[Path], typer.Option(
+                 help="Confusion-matrix PNG (default: plots/confusion_<split>.png beside the checkpoint, or in "
+                      "--pred DIR); the reliability and risk-coverage PNGs go beside it.")] = None,
+             pred: Annotated[Optional[Path], typer.Option(
+                 help="Score this folder of prediction files (one <stem>.csv/.jsonl per video, docs/formats.md "
+                      "§4, from lstm-tv or any tool) instead of a checkpoint; needs --labels.")] = None,
+             labels: Annotated[Optional[Path], typer.Option(
+                 help="With --pred: the raw dataset (videos/, labels/, masks/, splits.csv; docs/formats.md §1) "
+                      "holding the true labels. Classes and background come from the config (data.classes=...).")] = None,
+             labels_format: Annotated[Optional[str], typer.Option(
+                 help="With --pred: read every label file as this format (as prepare --labels-format).")] = None,
+             config: ConfigOpt = None,
              device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto") -> None:
-    """Per-frame and segment metrics of a checkpoint on a split, streaming each video as predict does."""
-    from lstm_tv.evaluate import evaluate_checkpoint
+    """Per-frame, segment and probability metrics (mAP, cmAP, ECE, NLL, detection delay, risk-coverage) of a
+    checkpoint on a split, streaming each video as predict does -- or, with --pred and --labels, of any tool's
+    prediction files, without a checkpoint."""
+    from lstm_tv.evaluate import evaluate_checkpoint, evaluate_predictions
 
-    evaluate_checkpoint(checkpoint, data_dir=data_dir, split=split, report_path=report, plot_path=plot,
-                        device=device, reporter=Reporter())
+    if pred is None:
+        if labels is not None or labels_format is not None or config is not None or overrides:
+            raise LstmTvError("--labels, --labels-format, --config and KEY=VALUE overrides go with --pred; "
+                              "a checkpoint carries its own config")
+        if checkpoint is None:
+            raise LstmTvError("evaluate needs a CHECKPOINT, or --pred DIR --labels SRC to score prediction files")
+        evaluate_checkpoint(Path(checkpoint), data_dir=data_dir, split=split or "test", report_path=report,
+                            plot_path=plot, device=device, reporter=Reporter())
+        return
+    if checkpoint is not None and "=" not in checkpoint:
+        raise LstmTvError(f"{checkpoint}: --pred scores prediction files without a checkpoint; drop the checkpoint")
+    if labels is None:
+        raise LstmTvError("--pred needs --labels SRC: the raw dataset whose labels are the truth")
+    if data_dir is not None:
+        raise LstmTvError("--data is the prepared dataset of a checkpoint; with --pred give --labels SRC")
+    cfg = load_config(config, ([checkpoint] if checkpoint else []) + (overrides or []))
+    evaluate_predictions(pred, labels, cfg, split=split, labels_format=labels_format, report_path=report,
+                         plot_path=plot, reporter=Reporter())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -155,6 +188,10 @@ def predict(videos: Annotated[list[str], typer.Argument(help="Video files, direc
                 "--amp/--no-amp", help="Run the frame encoder in bfloat16 on the CPU (float16 on CUDA): the encoder "
                                        "alone runs ~1.5-2x faster on CPUs with native bf16, but decoding bounds the whole "
                                        "pipeline (docs/benchmarks.md); probabilities stay within ~1e-2 of fp32.")] = False,
+            min_confidence: Annotated[Optional[float], typer.Option(
+                help="Label a frame with the background class when its calibrated top probability is below P "
+                     "(the probabilities are written unchanged) [the checkpoint's predict.min_confidence].",
+                metavar="P")] = None,
             device: DeviceOpt = "auto") -> None:
     """Label every frame of videos, streaming each through the model in constant memory.
 
@@ -163,7 +200,8 @@ def predict(videos: Annotated[list[str], typer.Argument(help="Video files, direc
     from lstm_tv.predict import run_predict
 
     run_predict(videos, checkpoint=checkpoint, out=out, annotate=annotate, timeline=timeline, labels=labels,
-                device=device, batch=batch, stride=stride, fps=fps, amp=amp, fmt=format, reporter=Reporter())
+                device=device, batch=batch, stride=stride, fps=fps, amp=amp, fmt=format,
+                min_confidence=min_confidence, reporter=Reporter())
 
 
 @app.command()

@@ -144,6 +144,14 @@ class TrainConfig:
 
 
 @dataclass
+class PredictConfig:
+    min_confidence: float = setting(
+        0.0, "label a frame with data.background when its calibrated top probability is below this "
+        "(0 = never abstain); predict reads it from the checkpoint's config, --min-confidence overrides it",
+        min=0.0, max=1.0)
+
+
+@dataclass
 class RunConfig:
     dir: str = setting("", "run directory; empty = runs/<name>, numbered so runs never overwrite (runs/train2, ...)")
     name: str = setting("train", "run name used when run.dir is empty")
@@ -155,6 +163,7 @@ class Config:
     synth: SynthConfig = field(default_factory=SynthConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict:
@@ -167,6 +176,7 @@ SECTION_HELP = {
     "synth": "the built-in synthetic TV dataset (lstm-tv synth, and train when no data exists)",
     "model": "CNN frame encoder -> memory cell -> per-frame linear head",
     "train": "optimisation",
+    "predict": "what predict does with the probabilities (stored in the checkpoint with the model)",
     "run": "where the outputs of a run go",
 }
 

@@ -22,7 +22,7 @@ import torch
 from lstm_tv.errors import LstmTvError
 from lstm_tv.model.cells import gated_cells
 from lstm_tv.model.classifier import FrameClassifier
-from lstm_tv.stream import DEFAULT_BATCH, decode_chunks, open_for_inference, prefetch
+from lstm_tv.stream import DEFAULT_BATCH, decode_chunks, open_for_inference, prefetch, probabilities
 from lstm_tv.traces import Binned, BoundedTrace
 from lstm_tv.truth import TruthLabels
 from lstm_tv.writers import FIGURE_SUFFIXES
@@ -88,7 +88,8 @@ def has_gates(model: FrameClassifier) -> bool:
 
 def explain_video(model: FrameClassifier, path: str | Path, size: int, device: torch.device, *,
                   layer: int = -1, batch: int = DEFAULT_BATCH, cap: int = 2048,
-                  truth: TruthLabels | None = None, frame_time: float | None = None, progress=None) -> Explanation:
+                  truth: TruthLabels | None = None, frame_time: float | None = None, progress=None,
+                  temperature: float = 1.0) -> Explanation:
     """Stream a video through the model, tracing one layer's gates and cell state.
 
     Args:
@@ -100,6 +101,7 @@ def explain_video(model: FrameClassifier, path: str | Path, size: int, device: t
         truth: true labels, advanced with the frames (for the figure's truth strip).
         frame_time: 1 / fps, where the last frame ends on the time axis (default: the frame spacing).
         progress: called with the number of frames done.
+        temperature: the checkpoint's calibrated softmax temperature.
 
     Raises:
         ValueError: the cell has no gates, or ``layer`` is out of range.
@@ -122,7 +124,7 @@ def explain_video(model: FrameClassifier, path: str | Path, size: int, device: t
             emb = model.encode(torch.as_tensor(chunk.frames).to(device)[None])  # (1, T, F)
             traced = trace_gates(model.cell, emb, state)
             state = traced.state  # (h, c), each (layers, 1, H): carried to the next chunk
-            probs = torch.softmax(model.head(traced.y)[0], dim=-1)  # (1, T, H) -> (T, K)
+            probs = probabilities(model.head(traced.y)[0], temperature)  # (1, T, H) -> (T, K)
             c = traced.cell[:, layer, 0]  # (T, layers, 1, H) -> (T, H)
             hidden = c.shape[1]
             gates = [traced.gates[name][:, layer, 0].mean(dim=-1, keepdim=True) for name in GATES]  # (T, 1) each
@@ -178,6 +180,7 @@ def run_explain(video: Path, *, checkpoint: str | Path | None = None, out: Path 
     reporter.info(f"checkpoint [bold]{escape(str(path))}[/] ({cell_name}, layer {layer} of {layers})")
     with reporter.bar(f"explain {escape(video.name)}", total=info.frames or None) as bar:
         exp = explain_video(model, video, record.size, dev, layer=layer, batch=batch, truth=truth,
+                            temperature=record.temperature,
                             frame_time=1.0 / info.fps if info.fps else None, progress=lambda done: bar.update(done))
     warning = truth.finish(int(exp.binned.count.sum())) if truth is not None else None
     if warning:

@@ -77,6 +77,12 @@ METRICS: tuple[Metric, ...] = (
     Metric("f1@10", "F1@10", ".2f", scale=100.0, tracked=False),
     Metric("f1@25", "F1@25", ".2f", scale=100.0, tracked=False),
     Metric("f1@50", "F1@50", ".2f", scale=100.0),
+    # Probability metrics (lstm_tv.scores.FrameScores, from the calibrated probabilities): evaluate and
+    # bench report them; validation during training does not compute them, so they are not tracked.
+    Metric("map", "mAP", ".4f", tracked=False, source="scores"),
+    Metric("cmap", "cmAP", ".4f", tracked=False, source="scores"),
+    Metric("ece", "ECE", ".4f", better="lower", tracked=False, source="scores"),
+    Metric("nll", "NLL", ".4f", better="lower", tracked=False, source="scores"),
 )
 TRACKED: tuple[Metric, ...] = tuple(m for m in METRICS if m.tracked)
 

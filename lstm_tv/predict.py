@@ -153,7 +153,8 @@ class VideoSummary:
 
 def predict_job(model: FrameClassifier, record: CheckpointRecord, job: PredictionJob, info, device: torch.device, *,
                 batch: int = DEFAULT_BATCH, stride: int = 1, truth: TruthLabels | None = None,
-                background_decode: bool = True, progress=None, warn=None, cap: int = 2048) -> VideoSummary:
+                background_decode: bool = True, progress=None, warn=None, cap: int = 2048,
+                min_confidence: float = 0.0) -> VideoSummary:
     """Predict one video into the outputs of ``job``; every output appears whole at the end or not at all.
 
     Args:
@@ -166,6 +167,7 @@ def predict_job(model: FrameClassifier, record: CheckpointRecord, job: Predictio
         progress: called as ``progress(frames_done, frames_total_or_None, frames_per_s)``.
         warn: called with warning lines.
         cap: the timeline keeps between ``cap`` and ``2 * cap`` points (see :class:`BoundedTrace`).
+        min_confidence: label frames whose calibrated top probability is below it as the background class.
     """
     k = len(record.classes)
     summary = VideoSummary(job.video, counts=np.zeros(k, np.int64), stride=stride,
@@ -180,7 +182,9 @@ def predict_job(model: FrameClassifier, record: CheckpointRecord, job: Predictio
         tmp_timeline = outputs.enter_context(_timeline_path(job.timeline)) if trace is not None else None
         sinks = _open_outputs(outputs, job, record, info, fps)
         for chunk in predict_video(model, job.video, record.size, device, batch=batch, stride=stride,
-                                   originals=job.annotate is not None, background_decode=background_decode):
+                                   originals=job.annotate is not None, background_decode=background_decode,
+                                   temperature=record.temperature, min_confidence=min_confidence,
+                                   background=record.classes.index(record.background)):
             rows = _account(summary, chunk, truth)
             for sink in sinks:
                 sink.write(chunk)
@@ -268,7 +272,8 @@ def stride_for(info, stride: int, fps: float | None) -> int:
 def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = None, out: Path | None = None,
                 annotate: Path | None = None, timeline: Path | None = None, labels: Path | None = None,
                 device: str = "auto", batch: int = DEFAULT_BATCH, stride: int = 1, fps: float | None = None,
-                amp: bool = False, fmt: str | None = None, reporter=None) -> list[VideoSummary]:
+                amp: bool = False, fmt: str | None = None, min_confidence: float | None = None,
+                reporter=None) -> list[VideoSummary]:
     """``lstm-tv predict``: check everything, then stream each video into its outputs and summarise.
 
     Everything that can be checked without decoding is checked first -- videos exist and open,
@@ -281,6 +286,8 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
         amp: run the encoder in bfloat16 (CPU) / float16 (CUDA). Off by default: on the benchmark
             machine (2 cores, AVX512-BF16) it did not speed up the whole pipeline, whose floor is
             decoding (docs/benchmarks.md), and fp32 gives exactly what ``evaluate`` measures.
+        min_confidence: abstain below this calibrated top probability (None: the checkpoint's
+            ``predict.min_confidence``); see :func:`~lstm_tv.stream.abstain`.
 
     Returns:
         One :class:`VideoSummary` per video.
@@ -297,6 +304,9 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
         raise LstmTvError(f"--fps {fps}: must be positive, and not combined with --stride")
     jobs = plan_jobs(expand_videos(sources), out=out, annotate=annotate, timeline=timeline, labels=labels, fmt=fmt)
     path, record, model, dev = open_for_inference(checkpoint, device, batch=batch)
+    abstain_below = record.config.predict.min_confidence if min_confidence is None else min_confidence
+    if not 0 <= abstain_below <= 1:
+        raise LstmTvError(f"--min-confidence {abstain_below}: must be a probability in [0, 1]")
     precision = set_precision(model, dev, amp, reporter)
     infos = [probe(job.video) for job in jobs]  # every video opens before the first is decoded
     truths = [read_truth(job.labels, record, info) if job.labels else None
@@ -308,6 +318,7 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
         step = stride_for(info, stride, fps)
         with reporter.bar(escape(job.video.name), total=info.frames or None) as bar:
             summary = predict_job(model, record, job, info, dev, batch=batch, stride=step, truth=truth,
+                                  min_confidence=abstain_below,
                                   progress=lambda done, total, rate: bar.update(done, total, f"{rate:.0f} frames/s"),
                                   warn=lambda line: reporter.warn(escape(line)))
         reporter.table(escape(str(job.video)), summary_rows(summary, record.classes))

@@ -8,6 +8,7 @@ is where the run stands (epochs done, the best epoch, the ``metrics.csv`` rows).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 from dataclasses import asdict, dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from lstm_tv.checkpoint import checkpoint_payload, save_checkpoint
+from lstm_tv.checkpoint import checkpoint_payload, load_record, save_checkpoint
 from lstm_tv.config import Config
 from lstm_tv.errors import CheckpointError, LstmTvError
 from lstm_tv.fileio import write_text
@@ -121,6 +122,12 @@ def save_epoch(run_dir: Path, model, cfg: Config, data, opt, progress: Progress,
     save_checkpoint(run_dir / "last.ckpt", payload)
     write_metrics_csv(run_dir / "metrics.csv", progress.history)
     plots.learning_curves(progress.history, run_dir / "plots" / "learning_curves.png")
+
+
+def store_temperature(path: Path, temperature: float) -> None:
+    """Rewrite the checkpoint at ``path`` (atomically) with the calibrated softmax ``temperature``."""
+    record = dataclasses.replace(load_record(path), temperature=float(temperature))
+    save_checkpoint(path, record.to_payload())
 
 
 def check_training_state(ckpt: dict, path: Path) -> None:

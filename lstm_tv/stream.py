@@ -219,7 +219,7 @@ class PredictedChunk:
     Attributes:
         start: index of the first frame in the video.
         times: (T,) seconds since the first frame.
-        probs: (T, K) float32 class probabilities (softmax of the logits).
+        probs: (T, K) float32 class probabilities (:func:`probabilities` of the logits).
         originals: uint8 (T, H, W, 3) frames at the video's size, when :func:`predict_video` was
             asked for them (to annotate).
     """
@@ -228,14 +228,17 @@ class PredictedChunk:
     times: np.ndarray
     probs: np.ndarray
     originals: np.ndarray | None = None
+    # Abstaining (issue 13): a frame whose top probability is below min_confidence is labelled `background`.
+    min_confidence: float = 0.0
+    background: int = 0
 
     def __len__(self) -> int:
         return len(self.times)
 
     @property
     def labels(self) -> np.ndarray:
-        """(T,) predicted class index per frame."""
-        return self.probs.argmax(axis=1)
+        """(T,) predicted class index per frame: the top class, or ``background`` where the model abstains."""
+        return abstain(self.probs, self.min_confidence, self.background)
 
     @property
     def confidence(self) -> np.ndarray:
@@ -243,9 +246,30 @@ class PredictedChunk:
         return self.probs.max(axis=1)
 
 
+# --- calibration and abstention (issue 13) ---------------------------------------------------------
+
+
+def probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Calibrated class probabilities ``softmax(logits / T)`` over the last axis: the one place that turns
+    a model's logits into probabilities for predict, explain and evaluate (T: the checkpoint's temperature)."""
+    return torch.softmax(logits.float() / temperature, dim=-1)
+
+
+def abstain(probs: np.ndarray, min_confidence: float, background: int) -> np.ndarray:
+    """(T,) labels of (T, K) probabilities: the top class, or ``background`` where the top probability
+    is below ``min_confidence`` (kept when equal, as :func:`lstm_tv.scores.risk_coverage` keeps it)."""
+    labels = probs.argmax(axis=1)
+    if min_confidence > 0:
+        labels[probs.max(axis=1) < min_confidence] = background
+    return labels
+
+# --- end of calibration and abstention ------------------------------------------------------------
+
+
 def predict_video(model: FrameClassifier, path: str | Path, size: int, device: torch.device, *,
                   batch: int = DEFAULT_BATCH, stride: int = 1, originals: bool = False,
-                  background_decode: bool = True) -> Iterator[PredictedChunk]:
+                  background_decode: bool = True, temperature: float = 1.0, min_confidence: float = 0.0,
+                  background: int = 0) -> Iterator[PredictedChunk]:
     """Stream a video through the model: one :class:`PredictedChunk` per ``batch`` decoded frames.
 
     Args:
@@ -259,6 +283,9 @@ def predict_video(model: FrameClassifier, path: str | Path, size: int, device: t
             every N-th frame, i.e. time runs N times faster than in training.
         originals: also return every frame at the video's own size (for ``--annotate``).
         background_decode: decode in a background thread, overlapping decoding and inference.
+        temperature: divides the logits before the softmax (the checkpoint's calibrated temperature).
+        min_confidence, background: label frames whose top probability is below ``min_confidence``
+            with the class index ``background`` (the probabilities stay as they are).
 
     Yields:
         Chunks in order, covering every decoded frame exactly once.
@@ -279,7 +306,7 @@ def predict_video(model: FrameClassifier, path: str | Path, size: int, device: t
         if len(run):
             frames = chunk.frames if len(run) == n else chunk.frames[run]
             logits, state = stream_step(model, frames, state, device)
-            computed = torch.softmax(logits, dim=-1).numpy()  # (R, K)
+            computed = probabilities(logits, temperature).numpy()  # (R, K)
         else:
             computed = np.zeros((0, model.num_classes), np.float32)
         if len(run) == n:
@@ -291,7 +318,7 @@ def predict_video(model: FrameClassifier, path: str | Path, size: int, device: t
             probs = table[source]  # frame 0 of a video is always computed, so source >= 0
         if len(run):
             last = computed[-1]
-        yield PredictedChunk(chunk.start, chunk.times, probs, chunk.originals)
+        yield PredictedChunk(chunk.start, chunk.times, probs, chunk.originals, min_confidence, background)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -28,10 +28,20 @@ from lstm_tv.fileio import write_text
 from lstm_tv.metrics import TRACKED
 from lstm_tv.model.classifier import build_model
 from lstm_tv.phases import JointPhase, MemoryPhase
-from lstm_tv.rundir import Progress, best_values, check_training_state, point_latest, restore, run_directory, save_epoch
+from lstm_tv.rundir import (
+    Progress,
+    best_values,
+    check_training_state,
+    point_latest,
+    restore,
+    run_directory,
+    save_epoch,
+    store_temperature,
+)
 from lstm_tv.schedule import RemainingTime, phase_of, phase_plan, total_epochs
+from lstm_tv.stream import load_model
 from lstm_tv.ui import QUIET, Reporter
-from lstm_tv.validation import evaluate_model
+from lstm_tv.validation import calibrate, evaluate_model
 
 
 @dataclass
@@ -108,7 +118,26 @@ def _fit(cfg: Config, ckpt: dict | None, ckpt_path: Path | None, device: torch.d
     for epoch in range(progress.epoch + 1, total_epochs(cfg) + 1):
         if _epoch(run, epoch, progress):
             break
+    if dist.main:
+        _calibrate(run)
+    dist.barrier()
     return Fitted(run.run_dir, progress)
+
+
+def _calibrate(run: _Run) -> None:
+    """Fit best.ckpt's softmax temperature by NLL on the validation videos and store it there (rank 0).
+
+    The model is best.ckpt's own, streamed as validation streams it, so the temperature fits the
+    weights that predict, evaluate and explain will load.
+    """
+    best = run.run_dir / "best.ckpt"
+    if not run.val_videos or not best.exists():
+        return  # no validation videos: T stays 1 (the banner already warned)
+    _, model = load_model(best, run.device)
+    with run.reporter.bar("calibrate", total=len(run.val_videos)) as bar:
+        temperature, before, after = calibrate(model, run.data, run.val_videos, run.device, progress=bar.update)
+    store_temperature(best, temperature)
+    run.reporter.info(f"temperature T={temperature:.2f} (val NLL {before:.4f} -> {after:.4f}), stored in {best}")
 
 
 def _epoch(run: _Run, epoch: int, progress: Progress) -> bool:

@@ -7,21 +7,46 @@ measures is what users get.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
+from lstm_tv.calibration import fit_temperature, temperature_nll
 from lstm_tv.metrics import FrameMetrics
 from lstm_tv.model.classifier import FrameClassifier
-from lstm_tv.stream import array_chunks, stream_embeddings, stream_logits
+from lstm_tv.scores import FrameScores
+from lstm_tv.stream import array_chunks, probabilities, stream_embeddings, stream_logits
 
 EVAL_CHUNK = 256  # frames per streamed chunk (memory, not results, depends on it)
 
 
+def stream_videos(model: FrameClassifier, data, videos, device: torch.device, *, chunk: int = EVAL_CHUNK,
+                  embeddings=None) -> Iterator[tuple[object, torch.Tensor]]:
+    """Yield ``(video, logits)`` for each video, logits (T, K) float32 on the CPU, streamed exactly as
+    ``predict`` streams a video (chunks, the memory state carried, eval mode, the encoder in full precision).
+
+    Args:
+        embeddings: the videos' frame embeddings (T, F), one per video, when the encoder is frozen
+            and they were computed already: only the memory and head then run (same result).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with model.full_precision():  # the encoder's precision of evaluate and predict
+            for i, video in enumerate(videos):
+                if embeddings is not None:
+                    yield video, stream_embeddings(model, embeddings[i], chunk)
+                else:
+                    yield video, torch.cat(list(stream_logits(model, array_chunks(data.frames(video), chunk), device)))
+    finally:
+        model.train(was_training)
+
+
 def evaluate_model(model: FrameClassifier, data, videos, device: torch.device, *, chunk: int = EVAL_CHUNK,
                    dist=None, progress=None, embeddings=None,
-                   on_video: Callable[[object, np.ndarray], None] | None = None) -> FrameMetrics:
+                   on_video: Callable[[object, np.ndarray], None] | None = None,
+                   scores: FrameScores | None = None, temperature: float = 1.0) -> FrameMetrics:
     """Stream each video of ``videos`` through ``model`` exactly as prediction does; accumulate metrics.
 
     Args:
@@ -37,31 +62,50 @@ def evaluate_model(model: FrameClassifier, data, videos, device: torch.device, *
             and they were computed already: only the memory and head then run (same result).
         on_video: called with ``(video, pred)`` for each video this process evaluated, ``pred`` the
             (T,) predicted class per frame (for measures of its own, as bench's cue distances).
+        scores: also add each video's calibrated probabilities (``softmax(logits / temperature)``) to
+            this :class:`~lstm_tv.scores.FrameScores` (AP, ECE, NLL, ...); single process only.
+        temperature: the checkpoint's temperature, for ``scores``.
 
     Returns:
         The combined :class:`~lstm_tv.metrics.FrameMetrics` (call ``compute(class_names)`` for the report).
     """
-    was_training = model.training
-    model.eval()
+    if scores is not None and dist is not None and dist.active:
+        raise ValueError("probability scores are pooled in one process; evaluate without torchrun")
     metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
-    pairs = list(zip(videos, embeddings if embeddings is not None else [None] * len(videos), strict=False))
+    pairs = list(zip(range(len(videos)), videos, strict=True))
     mine = pairs[dist.rank::dist.world] if dist is not None else pairs
-    with model.full_precision():  # the encoder's precision of evaluate and predict
-        for i, (video, emb) in enumerate(mine):
-            if emb is not None:
-                logits = stream_embeddings(model, emb, chunk)
-            else:
-                logits = torch.cat(list(stream_logits(model, array_chunks(data.frames(video), chunk), device)))
-            pred = logits.argmax(-1).numpy()
-            metrics.update(pred, data.labels(video), data.mask(video))
-            if on_video is not None:
-                on_video(video, pred)
-            if progress:
-                progress(i + 1, len(mine), video.stem)
-    model.train(was_training)
+    mine_embeddings = [embeddings[i] for i, _ in mine] if embeddings is not None else None
+    streamed = stream_videos(model, data, [v for _, v in mine], device, chunk=chunk, embeddings=mine_embeddings)
+    for i, (video, logits) in enumerate(streamed):
+        pred, truth = logits.argmax(-1).numpy(), data.labels(video)
+        metrics.update(pred, truth, data.mask(video))
+        if scores is not None:
+            scores.add(truth, pred, probs=probabilities(logits, temperature).numpy(), fps=video.fps, name=video.stem)
+        if on_video is not None:
+            on_video(video, pred)
+        if progress:
+            progress(i + 1, len(mine), video.stem)
     if dist is not None and dist.active:
         metrics = FrameMetrics.from_states(dist.all_gather(metrics.state()))
     return metrics
+
+
+def calibrate(model: FrameClassifier, data, videos, device: torch.device, *, chunk: int = EVAL_CHUNK,
+              progress=None) -> tuple[float, float, float]:
+    """Fit the temperature of ``model`` by NLL on the logits of ``videos`` (streamed as validation streams them).
+
+    Returns:
+        ``(T, NLL at T = 1, NLL at T)``, the NLLs per frame over the videos' frames.
+    """
+    logits, labels = [], []
+    for i, (video, video_logits) in enumerate(stream_videos(model, data, videos, device, chunk=chunk)):
+        logits.append(video_logits.numpy())
+        labels.append(np.asarray(data.labels(video)))
+        if progress:
+            progress(i + 1, len(videos), video.stem)
+    z, y = np.concatenate(logits), np.concatenate(labels)  # every video's (T, K) -> (N, K)
+    temperature = fit_temperature(z, y)
+    return temperature, temperature_nll(z, y), temperature_nll(z, y, temperature)
 
 
 @torch.no_grad()

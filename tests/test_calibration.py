@@ -81,3 +81,121 @@ def test_apply_temperature_is_softmax_of_logits_over_t():
 def test_no_labelled_frame_is_a_one_line_error():
     with pytest.raises(LstmTvError, match="no labelled frames"):
         fit_temperature(np.zeros((3, 2)), np.full(3, -100))
+
+
+# ---------------------------------------------------------------------------------------------------
+# In use: training stores T in best.ckpt, predict applies it and abstains below --min-confidence
+
+
+def _val_logits(ckpt_path):
+    """best.ckpt's model streamed over its validation videos, as validation streams them."""
+    import torch
+
+    from lstm_tv.data.dataset import PreparedDataset
+    from lstm_tv.stream import load_model
+    from lstm_tv.validation import stream_videos
+
+    record, model = load_model(ckpt_path, torch.device("cpu"))
+    data = PreparedDataset(record.config.data.dir)
+    pairs = list(stream_videos(model, data, data.split("val"), torch.device("cpu")))
+    return (record, np.concatenate([logits.numpy() for _, logits in pairs]),
+            np.concatenate([data.labels(video) for video, _ in pairs]))
+
+
+def test_training_stores_the_temperature_fitted_on_the_validation_logits(tiny_run):
+    record, logits, labels = _val_logits(tiny_run["ckpt"])
+    assert record.temperature == pytest.approx(fit_temperature(logits, labels), rel=1e-6)
+    assert abs(record.temperature - 1.0) > 1e-3  # two training steps leave the logits far from calibrated
+    assert temperature_nll(logits, labels, record.temperature) < temperature_nll(logits, labels)
+
+
+def test_training_logs_the_temperature(tiny_config, cli):
+    r = cli("train", *tiny_config)
+    assert r.code == 0, r.err
+    line = next(line for line in r.out.splitlines() if line.startswith("temperature T="))
+    assert "(val NLL " in line and " -> " in line and "best.ckpt" in line
+
+
+def _predict_csv(cli, video, ckpt, out, *extra):
+    import csv
+
+    r = cli("predict", video, "--checkpoint", ckpt, "--out", out, *extra)
+    assert r.code == 0, r.err
+    with open(out) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def video_logits(tiny_run):
+    """A raw video of the session's run and its logits from one forward over all its frames."""
+    import torch
+
+    from lstm_tv.data.video import read_frames
+    from lstm_tv.stream import load_model
+
+    record, model = load_model(tiny_run["ckpt"], torch.device("cpu"))
+    video = sorted((tiny_run["raw"] / "videos").glob("*.mp4"))[0]
+    frames = np.stack([rgb for rgb, _ in read_frames(video, record.size)])
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(frames)[None])[0][0].numpy()  # (1, T, K) -> (T, K)
+    return record, video, logits
+
+
+def test_predict_writes_the_calibrated_probabilities(cli, tiny_run, video_logits, tmp_path):
+    record, video, logits = video_logits
+    rows = _predict_csv(cli, video, tiny_run["ckpt"], tmp_path / "p.csv")
+    written = np.array([[float(row[f"p_{c}"]) for c in record.classes] for row in rows])
+    np.testing.assert_allclose(written, apply_temperature(logits, record.temperature), atol=2e-5)
+    assert not np.allclose(written, apply_temperature(logits, 1.0), atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def never_background(tiny_run, tmp_path_factory):
+    """The session's checkpoint with the background logit lowered by 5: its top class is never background."""
+    import dataclasses
+
+    from lstm_tv.checkpoint import load_record, save_checkpoint
+
+    record = load_record(tiny_run["ckpt"])
+    weights = dict(record.weights)
+    bias = weights["head.bias"].clone()
+    bias[record.classes.index(record.background)] -= 5.0
+    weights["head.bias"] = bias
+    path = tmp_path_factory.mktemp("never_background") / "best.ckpt"
+    save_checkpoint(path, dataclasses.replace(record, weights=weights).to_payload())
+    return path
+
+
+def test_min_confidence_labels_unsure_frames_background_and_keeps_the_probabilities(cli, never_background,
+                                                                                      video_logits, tmp_path):
+    record, video, _ = video_logits
+    plain = _predict_csv(cli, video, never_background, tmp_path / "plain.csv")
+    assert record.background not in {row["label"] for row in plain}
+    confidence = np.array([float(row["confidence"]) for row in plain])
+    p = float(np.median(confidence))  # about half the frames fall below
+    sure = _predict_csv(cli, video, never_background, tmp_path / "sure.csv", "--min-confidence", p)
+    for a, b in zip(plain, sure, strict=True):
+        assert {k: v for k, v in a.items() if k != "label"} == {k: v for k, v in b.items() if k != "label"}
+        assert b["label"] == (record.background if float(a["confidence"]) < p else a["label"])
+    abstained = sum(row["label"] == record.background for row in sure)
+    assert 0 < abstained < len(sure)
+
+
+def test_min_confidence_defaults_to_the_checkpoint_config_key(cli, never_background, video_logits, tmp_path):
+    import dataclasses
+
+    from lstm_tv.checkpoint import load_record, save_checkpoint
+
+    record, video, _ = video_logits
+    stored = load_record(never_background)
+    config = dataclasses.replace(stored.config, predict=dataclasses.replace(stored.config.predict, min_confidence=1.0))
+    save_checkpoint(tmp_path / "sure.ckpt", dataclasses.replace(stored, config=config).to_payload())
+    rows = _predict_csv(cli, video, tmp_path / "sure.ckpt", tmp_path / "p.csv")
+    assert {row["label"] for row in rows} == {record.background}  # no frame is sure at P = 1
+    rows = _predict_csv(cli, video, tmp_path / "sure.ckpt", tmp_path / "q.csv", "--min-confidence", 0)
+    assert record.background not in {row["label"] for row in rows}
+
+
+def test_min_confidence_outside_0_1_is_one_line(cli, tiny_run, video_logits, tmp_path):
+    r = cli("predict", video_logits[1], "--checkpoint", tiny_run["ckpt"], "--min-confidence", 1.5)
+    assert r.code == 1 and r.err.strip().count("\n") == 0 and "--min-confidence 1.5" in r.err
