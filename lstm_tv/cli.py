@@ -191,8 +191,8 @@ def predict(videos: Annotated[list[str], typer.Argument(
     live = LiveOptions(open_timeout=open_timeout, read_timeout=read_timeout, reconnect=reconnect, follow=follow,
                        follow_timeout=follow_timeout, realtime=realtime)
     summaries = run_predict(videos, checkpoint=checkpoint, out=out, annotate=annotate, timeline=timeline, labels=labels,
-                            device=device, batch=chunk or batch, stride=stride, fps=fps, amp=amp, fmt=format,
-                            events=events, min_frames=min_frames, live=live, reporter=Reporter())
+                            device=device, batch=batch, stride=stride, fps=fps, amp=amp, fmt=format,
+                            events=events, min_frames=min_frames, chunk=chunk, live=live, reporter=Reporter())
     code = max((s.exit_code for s in summaries), default=0)  # 130 / 143: a live run stopped by SIGINT / SIGTERM
     if code:
         sys.exit(code)  # not typer.Exit: click returns that code from main() instead of exiting with it

@@ -230,7 +230,7 @@ class LiveReport:
 
 
 def watch(model, record, spec: str, options: LiveOptions, device: torch.device, outputs: LiveOutputs, *,
-          chunk: int = 64, stdin=None, progress=None, cap: int = 2048) -> LiveReport:
+          chunk: int = 64, stdin=None, opened=None, progress=None, cap: int = 2048) -> LiveReport:
     """Predict a live source until it ends, fails or a signal stops it; every output is finished either way.
 
     Rows and events are written to their final files (or stdout) as each chunk is decided and flushed, so
@@ -242,6 +242,7 @@ def watch(model, record, spec: str, options: LiveOptions, device: torch.device, 
         spec: the source string (lstm_tv.data.sources.parse_source).
         chunk: frames per model step (1: a row per frame as it arrives).
         stdin: replaces standard input for ``-`` (tests).
+        opened: called once the source is open (errors opening it come before).
         progress: called as ``progress(report)`` after every chunk.
 
     Returns:
@@ -260,6 +261,8 @@ def watch(model, record, spec: str, options: LiveOptions, device: torch.device, 
     start = time.perf_counter()
     with LiveStream(spec, record.size, options, original=outputs.annotate is not None, stdin=stdin) as live, \
             StopOnSignals(live.stop) as stop, contextlib.ExitStack() as files:
+        if opened is not None:
+            opened()
         sinks = _open_sinks(files, outputs, record)
         annotator = None
         chunks: Iterable[LiveDecoded] = live_chunks(live, chunk, originals=outputs.annotate is not None)

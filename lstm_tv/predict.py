@@ -277,7 +277,8 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
                 annotate: Path | None = None, timeline: Path | None = None, labels: Path | None = None,
                 device: str = "auto", batch: int = DEFAULT_BATCH, stride: int = 1, fps: float | None = None,
                 amp: bool = False, fmt: str | None = None, events: Path | None = None, min_frames: int = 1,
-                live: LiveOptions | None = None, stdin=None, reporter=None) -> list[VideoSummary | LiveReport]:
+                chunk: int | None = None, live: LiveOptions | None = None, stdin=None,
+                reporter=None) -> list[VideoSummary | LiveReport]:
     """``lstm-tv predict``: check everything, then stream each video into its outputs and summarise.
 
     Everything that can be checked without decoding is checked first -- videos exist and open,
@@ -293,6 +294,7 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
             machine (2 cores, AVX512-BF16) it did not speed up the whole pipeline, whose floor is
             decoding (docs/benchmarks.md), and fp32 gives exactly what ``evaluate`` measures.
         events, min_frames: ``--events`` (one JSON line per closed segment) and its flicker filter.
+        chunk: ``--chunk``, frames per model step (the same as ``batch``; named for live sources).
         live: how live sources are read (timeouts, reconnects, follow, realtime).
         stdin: replaces standard input for the source ``-`` (tests).
 
@@ -308,6 +310,12 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
     from lstm_tv.ui import QUIET
 
     reporter = reporter or QUIET
+    if chunk is not None:
+        if chunk < 1:
+            raise LstmTvError(f"--chunk {chunk}: must be at least 1 frame")
+        batch = chunk
+    if min_frames < 1:
+        raise LstmTvError(f"--min-frames {min_frames}: must be at least 1 (1 = every run is a segment)")
     live = live or LiveOptions()
     streaming = any(is_live(s, live.follow) for s in sources)
     if (streaming or STDOUT in (str(out), str(events))) and reporter.enabled:
@@ -361,10 +369,11 @@ def _run_live(sources: list[str | Path], *, checkpoint, outputs: LiveOutputs, la
     outputs.check()
     path, record, model, dev = open_for_inference(checkpoint, device, batch=chunk)
     precision = set_precision(model, dev, amp, reporter)
-    reporter.info(f"checkpoint [bold]{escape(str(path))}[/] ({record.size} px, {record.cell} cell, {dev}, encoder in "
-                  f"{precision}); watching [bold]{escape(spec)}[/], {chunk} frames per step (Ctrl-C stops)")
+    said = f"checkpoint [bold]{escape(str(path))}[/] ({record.size} px, {record.cell} cell, {dev}, {precision})"
     with reporter.bar(escape(spec)) as bar:
         report = watch(model, record, spec, options, dev, outputs, chunk=chunk, stdin=stdin,
+                       opened=lambda: reporter.info(f"{said}; watching [bold]{escape(spec)}[/], {chunk} frames per "
+                                                    f"step (Ctrl-C stops)"),
                        progress=lambda r: bar.update(r.frames, None, f"{r.dropped} dropped"))
     reporter.table(escape(spec), [(name, escape(value)) for name, value in report.rows(record.classes)])
     if report.error is not None:

@@ -179,7 +179,7 @@ def test_realtime_drops_frames_for_a_slow_model_reports_them_and_keeps_the_lag_b
     # however far behind the source the model is (without the drops it would grow with every frame).
     step_time = report.elapsed / (len(frames) / 4)
     assert report.latency.max() <= (8 / 4 + 2) * step_time
-    assert f"{report.dropped} frames (--realtime)" in capsys.readouterr().out
+    assert f"{report.dropped} frames (--realtime)" in capsys.readouterr().err  # the summary, on stderr
 
 
 def test_without_realtime_a_slow_model_loses_no_frame(tiny_run, tmp_path, monkeypatch):
@@ -204,7 +204,7 @@ def test_without_realtime_a_slow_model_loses_no_frame(tiny_run, tmp_path, monkey
     (["udp://127.0.0.1:{udp}", "--stride", "2"], "--stride / --fps: not for a live source"),
     (["udp://127.0.0.1:{udp}", "--annotate", "-"], "--annotate -: a video or figure cannot go to standard output"),
     (["udp://127.0.0.1:{udp}", "udp://127.0.0.1:1"], "a live source is predicted alone"),
-    (["udp://127.0.0.1:{udp}", "--chunk", "0"], "--batch 0: must be at least 1"),
+    (["udp://127.0.0.1:{udp}", "--chunk", "0"], "--chunk 0: must be at least 1"),
     (["udp://127.0.0.1:{udp}", "--events", "e.jsonl", "--min-frames", "0"], "--min-frames 0: must be at least 1"),
 ])
 def test_bad_sources_and_options_are_one_line_errors(cli, tiny_run, tmp_path, monkeypatch, args, message):
