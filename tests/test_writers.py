@@ -241,5 +241,6 @@ def test_live_rows_mark_the_gap_and_keep_the_frame_numbers_and_a_gap_closes_the_
     lines = rows.getvalue().splitlines()
     assert lines[0].endswith(",gap") and [line.split(",")[0] for line in lines[1:]] == ["0", "1", "5", "7"]
     assert [line.split(",")[-1] for line in lines[1:]] == ["0", "0", "1", "0"]
-    got = [(s["start"], s["end"], s["end_time"], s["frames"]) for s in map(json.loads, segments.getvalue().split())]
+    closed = map(json.loads, segments.getvalue().splitlines())
+    got = [(s["start"], s["end"], s["end_time"], s["frames"]) for s in closed]
     assert got == [(0, 2, 0.2, 2), (5, 8, 3.2, 2)]          # closed at the gap; frames counts the decided ones
