@@ -255,6 +255,28 @@ def watch(model, record, spec: str, options: LiveOptions, device: torch.device, 
     if chunk < 1:
         raise LstmTvError(f"--chunk {chunk}: must be at least 1 frame")
     outputs.check()
+    with _one_cpu_thread(device):
+        return _watch(model, record, spec, options, device, outputs, chunk=chunk, stdin=stdin, opened=opened,
+                      progress=progress, cap=cap)
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device):
+    """Step the model on one CPU thread while a live run lasts. 24 fps needs a fraction of one core, and a
+    small step spread over threads that decoding and other processes also want waits for the slowest:
+    measured on a busy 2-core machine, one frame took 1.4 ms on 1 thread and 208 ms on 2 (docs/benchmarks.md)."""
+    before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _watch(model, record, spec: str, options: LiveOptions, device: torch.device, outputs: LiveOutputs, *,
+           chunk: int, stdin, opened, progress, cap: int) -> LiveReport:
+    _warm_up(model, record.size, device, chunk)
     report = LiveReport(spec, counts=np.zeros(len(record.classes), np.int64))
     latencies = np.zeros(LATENCY_WINDOW)
     trace = BoundedTrace(len(record.classes) + 1, cap) if outputs.timeline else None
@@ -300,6 +322,13 @@ def watch(model, record, spec: str, options: LiveOptions, device: torch.device, 
     report.written = [str(p) if str(p) != STDOUT else "standard output" for p in
                       (outputs.out, outputs.events, outputs.annotate, outputs.timeline) if p is not None]
     return report
+
+
+def _warm_up(model, size: int | tuple[int, int], device: torch.device, chunk: int) -> None:
+    """One step on blank frames before the source opens: the first step of a model is several times slower
+    (allocations, kernel choice), and a live frame should not wait for it."""
+    width, height = (size, size) if isinstance(size, int) else size
+    stream_step(model, np.zeros((chunk, height, width, 3), np.uint8), None, device)
 
 
 def _account(report: LiveReport, out: LiveChunk, latencies: np.ndarray, written: float) -> None:
