@@ -143,7 +143,8 @@ def predict(videos: Annotated[list[str], typer.Argument(
                 help="Figure of the labels over time with the confidence (OUT.png; a directory for several videos).")] = None,
             labels: LabelsOpt = None,
             format: Annotated[Optional[str], typer.Option(
-                "--format", help="Format of --out: csv, jsonl (default: from its suffix; csv for a directory), or "
+                "--format", help="Format of --out: csv, jsonl (default: from its suffix; csv for a directory or -), "
+                                 "events (as --events), or "
                                  "an annotation tool's import format to correct the predictions in: cvat, "
                                  "labelstudio, eaf, mstcn, activitynet (docs/annotation-tools.md).",
                 show_default=False)] = None,
