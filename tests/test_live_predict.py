@@ -227,3 +227,23 @@ def test_memory_of_the_latency_report_is_bounded():
                           numbers=start + np.arange(64), arrivals=np.zeros(64))
         _account(report, chunk, ring, written=1.0)
     assert report.frames == 3 * LATENCY_WINDOW and ring.shape == (LATENCY_WINDOW,) and np.all(ring == 1.0)
+
+
+def test_the_memory_starts_again_after_a_gap(tiny_run):
+    import torch
+
+    from lstm_tv.live_predict import LiveDecoded, predict_live
+    from lstm_tv.stream import load_model
+
+    record, model = load_model(tiny_run["ckpt"], torch.device("cpu"))
+    frames = np.random.default_rng(0).integers(0, 255, (2, 6, record.size, record.size, 3), dtype=np.uint8)
+
+    def chunk(i: int, gap: bool) -> LiveDecoded:
+        return LiveDecoded(np.arange(6) + 6 * i, frames[i], np.arange(6) / 24 + i, np.zeros(6), gap=gap)
+
+    carried = list(predict_live(model, [chunk(0, False), chunk(1, False)], torch.device("cpu")))
+    reset = list(predict_live(model, [chunk(0, False), chunk(1, True)], torch.device("cpu")))
+    alone = list(predict_live(model, [chunk(1, False)], torch.device("cpu")))
+    assert np.allclose(reset[1].probs, alone[0].probs, atol=1e-6)             # as if the stream began there
+    assert not np.allclose(carried[1].probs, alone[0].probs, atol=1e-6)       # (the memory does matter)
+    assert reset[1].after_gap and list(reset[1].frame_numbers) == list(range(6, 12))
