@@ -159,8 +159,11 @@ LabelsOpt = Annotated[Optional[Path], typer.Option(
 
 
 @app.command()
-def predict(videos: Annotated[list[str], typer.Argument(help="Video files, directories of videos, or glob patterns.",
-                                                        show_default=False)],
+def predict(videos: Annotated[list[str], typer.Argument(
+                help="Video files, directories of videos, or glob patterns; or one live source: a URL (udp://, "
+                     "rtp://, rtsp://, http(s)://, .m3u8), - for standard input, a capture device (/dev/video0, "
+                     "avfoundation:0, dshow:video=NAME, lavfi:GRAPH), or a file with --follow (docs/live.md).",
+                show_default=False)],
             checkpoint: CheckpointOpt = None,
             out: Annotated[Optional[Path], typer.Option(
                 help="Per-frame results: FILE.csv or FILE.jsonl (one row per decoded frame: frame,time,label,"
@@ -173,7 +176,8 @@ def predict(videos: Annotated[list[str], typer.Argument(help="Video files, direc
                 help="Figure of the labels over time with the confidence (OUT.png; a directory for several videos).")] = None,
             labels: LabelsOpt = None,
             format: Annotated[Optional[str], typer.Option(
-                "--format", help="Format of --out: csv, jsonl (default: from its suffix; csv for a directory), or "
+                "--format", help="Format of --out: csv, jsonl (default: from its suffix; csv for a directory or -), "
+                                 "events (as --events), or "
                                  "an annotation tool's import format to correct the predictions in: cvat, "
                                  "labelstudio, eaf, mstcn, activitynet (docs/annotation-tools.md).",
                 show_default=False)] = None,
@@ -184,6 +188,28 @@ def predict(videos: Annotated[list[str], typer.Argument(help="Video files, direc
                      "than it was trained at.")] = 1,
             fps: Annotated[Optional[float], typer.Option(
                 help="Like --stride, with N chosen so the model runs at about this many frames per second.")] = None,
+            events: Annotated[Optional[Path], typer.Option(
+                help="One JSON line per closed segment (label, start, end, start_time, end_time, frames, "
+                     "mean_confidence), written as soon as it closes: FILE.jsonl, a directory, or - for stdout.")] = None,
+            min_frames: Annotated[int, typer.Option(
+                help="With --events: a run of another label shorter than N frames is flicker, absorbed into the "
+                     "open segment (docs/formats.md, events).")] = 1,
+            chunk: Annotated[Optional[int], typer.Option(
+                help="Frames per model step of a live source (1 = a row per frame as it arrives; default: --batch); "
+                     "rows come at most one chunk plus one step after a frame arrives.", show_default=False)] = None,
+            follow: Annotated[bool, typer.Option(help="Read a file that is still being written, while it grows.")] = False,
+            follow_timeout: Annotated[float, typer.Option(
+                help="With --follow: seconds without growth that end the file.")] = 10.0,
+            open_timeout: Annotated[float, typer.Option(
+                help="Live sources: seconds to open the source; then a one-line error.")] = 10.0,
+            read_timeout: Annotated[float, typer.Option(
+                help="Live sources: seconds without data after which the stream counts as stalled.")] = 10.0,
+            reconnect: Annotated[int, typer.Option(
+                help="Live sources: reopen a dropped network source or device up to N times in a row "
+                     "(the model's memory is reset and the gap marked).")] = 0,
+            realtime: Annotated[bool, typer.Option(
+                help="Live sources: drop the oldest frames when the model falls behind, keeping the lag bounded "
+                     "(the count is reported); without it no frame is dropped.")] = False,
             amp: Annotated[bool, typer.Option(
                 "--amp/--no-amp", help="Run the frame encoder in bfloat16 on the CPU (float16 on CUDA): the encoder "
                                        "alone runs ~1.5-2x faster on CPUs with native bf16, but decoding bounds the whole "
@@ -195,13 +221,20 @@ def predict(videos: Annotated[list[str], typer.Argument(help="Video files, direc
             device: DeviceOpt = "auto") -> None:
     """Label every frame of videos, streaming each through the model in constant memory.
 
-    Results go where --out, --annotate and --timeline say (with several videos: existing directories, one file per video); every file is written under a temporary name and renamed when its video is done, so an interrupted run leaves nothing that looks complete.
+    Results go where --out, --annotate and --timeline say (with several videos: existing directories, one file per video); every file is written under a temporary name and renamed when its video is done, so an interrupted run leaves nothing that looks complete. A live source runs until it ends or Ctrl-C / SIGTERM stops it: rows and events are written and flushed as each chunk is decided (--out - writes them to stdout), the annotated video and timeline are finished at the end, and the exit code is 130 / 143 (docs/live.md).
     """
+    from lstm_tv.data.sources import LiveOptions
     from lstm_tv.predict import run_predict
 
-    run_predict(videos, checkpoint=checkpoint, out=out, annotate=annotate, timeline=timeline, labels=labels,
-                device=device, batch=batch, stride=stride, fps=fps, amp=amp, fmt=format,
-                min_confidence=min_confidence, reporter=Reporter())
+    live = LiveOptions(open_timeout=open_timeout, read_timeout=read_timeout, reconnect=reconnect, follow=follow,
+                       follow_timeout=follow_timeout, realtime=realtime)
+    summaries = run_predict(videos, checkpoint=checkpoint, out=out, annotate=annotate, timeline=timeline, labels=labels,
+                            device=device, batch=batch, stride=stride, fps=fps, amp=amp, fmt=format,
+                            events=events, min_frames=min_frames, chunk=chunk, live=live,
+                            min_confidence=min_confidence, reporter=Reporter())
+    code = max((s.exit_code for s in summaries), default=0)  # 130 / 143: a live run stopped by SIGINT / SIGTERM
+    if code:
+        sys.exit(code)  # not typer.Exit: click returns that code from main() instead of exiting with it
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,12 @@ import numpy as np
 import torch
 
 from lstm_tv.checkpoint import CheckpointRecord
+from lstm_tv.data.sources import LiveOptions, is_live
 from lstm_tv.errors import LabelError, LstmTvError, VideoError
+from lstm_tv.live_predict import STDOUT, LiveOutputs, LiveReport, watch
 from lstm_tv.model.classifier import FrameClassifier
 from lstm_tv.stream import DEFAULT_BATCH, PredictedChunk, open_for_inference, predict_video
-from lstm_tv.traces import BoundedTrace
+from lstm_tv.traces import BoundedTrace, draw_timeline
 from lstm_tv.truth import TruthLabels
 from lstm_tv.writers import FIGURE_SUFFIXES, VideoContext, format_for, open_writer, prediction_suffixes
 
@@ -74,12 +77,18 @@ class PredictionJob:
     timeline: Path | None = None
     labels: Path | None = None
     fmt: str = "csv"  # the format of ``out`` (lstm_tv.writers.WRITERS)
+    events: Path | None = None  # --events: one JSON line per closed segment (Path("-"): standard output)
 
 
 def _output_for(option: str, value: Path | None, video: Path, several: bool, suffixes: tuple[str, ...]) -> Path | None:
     """The output path of ``video`` for ``--option value``: the file itself, or ``value/<stem><suffix>``."""
     if value is None:
         return None
+    if str(value) == STDOUT:
+        if several:
+            raise LstmTvError(f"--{option} -: standard output takes the results of one video; give one video "
+                              f"or a directory")
+        return value
     if value.is_dir():
         return value / f"{video.stem}{suffixes[0]}"
     if several:
@@ -93,10 +102,11 @@ def _output_for(option: str, value: Path | None, video: Path, several: bool, suf
 
 
 def plan_jobs(videos: list[Path], *, out: Path | None, annotate: Path | None, timeline: Path | None,
-              labels: Path | None, fmt: str | None = None) -> list[PredictionJob]:
+              labels: Path | None, fmt: str | None = None, events: Path | None = None) -> list[PredictionJob]:
     """Pair every video with its output and label paths, checking them all before any decoding.
 
-    ``fmt`` names the format of ``out`` (``--format``); None: from ``out``'s suffix (csv for a directory).
+    ``fmt`` names the format of ``out`` (``--format``); None: from ``out``'s suffix (csv for a directory
+    or standard output, ``-``). ``events``: the ``--events`` file or directory (``.jsonl``), or ``-``.
     """
     if fmt is not None:
         format_for("", fmt)  # an unknown name fails before anything else
@@ -110,8 +120,9 @@ def plan_jobs(videos: list[Path], *, out: Path | None, annotate: Path | None, ti
         job = PredictionJob(video, _output_for("out", out, video, several, prediction_suffixes(fmt)),
                             _output_for("annotate", annotate, video, several, (".mp4",)),
                             _output_for("timeline", timeline, video, several, FIGURE_SUFFIXES))
+        job.events = _output_for("events", events, video, several, (".jsonl",))
         if job.out is not None:
-            job.fmt = format_for(job.out, fmt)
+            job.fmt = format_for(job.out, fmt) if str(job.out) != STDOUT else (fmt or "csv")
         if labels is not None:
             if labels.is_dir():
                 found = [labels / f"{video.stem}{s}" for s in (".txt", ".csv")
@@ -123,7 +134,7 @@ def plan_jobs(videos: list[Path], *, out: Path | None, annotate: Path | None, ti
                 raise LabelError(f"{labels}: --labels with several videos must be a directory of <stem>.txt/.csv")
             else:
                 job.labels = labels
-        outputs = [p for p in (job.out, job.annotate, job.timeline) if p is not None]
+        outputs = [p for p in (job.out, job.annotate, job.timeline, job.events) if p is not None]
         for p in outputs:
             if p.resolve() == video.resolve():
                 raise LstmTvError(f"{p}: output would overwrite the input video")
@@ -150,11 +161,13 @@ class VideoSummary:
     def frames_per_s(self) -> float:
         return self.frames / self.elapsed if self.elapsed > 0 else 0.0
 
+    exit_code = 0  # a file's prediction ends by itself (a live run may be stopped by a signal)
+
 
 def predict_job(model: FrameClassifier, record: CheckpointRecord, job: PredictionJob, info, device: torch.device, *,
                 batch: int = DEFAULT_BATCH, stride: int = 1, truth: TruthLabels | None = None,
                 background_decode: bool = True, progress=None, warn=None, cap: int = 2048,
-                min_confidence: float = 0.0) -> VideoSummary:
+                min_confidence: float = 0.0, min_frames: int = 1) -> VideoSummary:
     """Predict one video into the outputs of ``job``; every output appears whole at the end or not at all.
 
     Args:
@@ -168,6 +181,7 @@ def predict_job(model: FrameClassifier, record: CheckpointRecord, job: Predictio
         warn: called with warning lines.
         cap: the timeline keeps between ``cap`` and ``2 * cap`` points (see :class:`BoundedTrace`).
         min_confidence: label frames whose calibrated top probability is below it as the background class.
+        min_frames: the events' ``--min-frames`` (see :class:`~lstm_tv.writers.SegmentWriter`).
     """
     k = len(record.classes)
     summary = VideoSummary(job.video, counts=np.zeros(k, np.int64), stride=stride,
@@ -180,7 +194,7 @@ def predict_job(model: FrameClassifier, record: CheckpointRecord, job: Predictio
     # leaving it normally renames them into place (the annotated video, whose flush may fail, first).
     with contextlib.ExitStack() as outputs:
         tmp_timeline = outputs.enter_context(_timeline_path(job.timeline)) if trace is not None else None
-        sinks = _open_outputs(outputs, job, record, info, fps)
+        sinks = _open_outputs(outputs, job, record, info, fps, min_frames)
         for chunk in predict_video(model, job.video, record.size, device, batch=batch, stride=stride,
                                    originals=job.annotate is not None, background_decode=background_decode,
                                    temperature=record.temperature, min_confidence=min_confidence,
@@ -196,22 +210,26 @@ def predict_job(model: FrameClassifier, record: CheckpointRecord, job: Predictio
         if warning and warn:
             warn(warning)
         if trace is not None:
-            _draw_timeline(tmp_timeline, trace.result(1.0 / info.fps if info.fps else None), record, job, truth)
+            draw_timeline(tmp_timeline, trace.result(1.0 / info.fps if info.fps else None), record.classes,
+                          record.background, title=f"{job.video.name}: predicted labels over time",
+                          truth=truth is not None)
     summary.seconds += 1.0 / fps  # the last frame lasts one frame
-    summary.written = [p for p in (job.out, job.annotate, job.timeline) if p is not None]
+    summary.written = [p for p in (job.out, job.events, job.annotate, job.timeline) if p is not None]
     summary.elapsed = time.perf_counter() - start
     return summary
 
 
 def _open_outputs(outputs: contextlib.ExitStack, job: PredictionJob, record: CheckpointRecord, info,
-                  fps: float) -> list:
+                  fps: float, min_frames: int = 1) -> list:
     """What consumes the chunks of ``job`` (its prediction writer, its annotated video), entered in ``outputs``:
     each has ``write(chunk)`` and is finished and renamed into place when ``outputs`` closes without an error."""
     sinks: list = []
-    if job.out is not None:
-        sinks.append(outputs.enter_context(
-            open_writer(job.out, job.fmt, record.classes, frame_time=1.0 / fps,
-                        video=VideoContext(job.video.name, record.background, info.width, info.height))))
+    for target, fmt, options in ((job.out, job.fmt, {}), (job.events, "events", {"min_frames": min_frames})):
+        if target is not None:
+            sinks.append(outputs.enter_context(
+                open_writer(sys.stdout if str(target) == STDOUT else target, fmt, record.classes, frame_time=1.0 / fps,
+                            video=VideoContext(job.video.name, record.background, info.width, info.height),
+                            **options)))
     if job.annotate is not None:
         from lstm_tv import plots  # deferred (matplotlib): the annotation's colours are the figures' palette
         from lstm_tv.annotate import Annotator
@@ -242,17 +260,6 @@ def _account(summary: VideoSummary, chunk: PredictedChunk, truth: TruthLabels | 
     return np.hstack(rows)
 
 
-def _draw_timeline(path: Path, binned, record: CheckpointRecord, job: PredictionJob, truth: TruthLabels | None) -> None:
-    from lstm_tv import plots  # deferred: matplotlib only when a figure is written
-
-    k, classes = len(record.classes), list(record.classes)
-    plots.prediction_timeline(
-        path, binned.edges, binned.mean[:, :k].argmax(axis=1), binned.mean[:, k], classes,
-        plots.class_colours(classes, record.background),
-        truth=binned.mean[:, k + 1:].argmax(axis=1) if truth is not None else None,  # most frequent per bin
-        title=f"{job.video.name}: predicted labels over time")
-
-
 def native_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where a bf16 encoder is ~2x faster."""
     try:
@@ -272,14 +279,18 @@ def stride_for(info, stride: int, fps: float | None) -> int:
 def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = None, out: Path | None = None,
                 annotate: Path | None = None, timeline: Path | None = None, labels: Path | None = None,
                 device: str = "auto", batch: int = DEFAULT_BATCH, stride: int = 1, fps: float | None = None,
-                amp: bool = False, fmt: str | None = None, min_confidence: float | None = None,
-                reporter=None) -> list[VideoSummary]:
+                amp: bool = False, fmt: str | None = None, events: Path | None = None, min_frames: int = 1,
+                chunk: int | None = None, live: LiveOptions | None = None, stdin=None,
+                min_confidence: float | None = None,
+                reporter=None) -> list[VideoSummary | LiveReport]:
     """``lstm-tv predict``: check everything, then stream each video into its outputs and summarise.
 
     Everything that can be checked without decoding is checked first -- videos exist and open,
     output directories exist, label files parse, the checkpoint loads -- so a bad input fails in
     a second with nothing written. Videos are then predicted one after the other; each video's
     outputs appear when it is done (an error in a later video leaves earlier ones' complete outputs).
+    A live source (a URL, ``-``, a device, a file with ``live.follow``; docs/live.md) is predicted
+    alone, by :func:`lstm_tv.live_predict.watch`, with ``batch`` frames per model step.
 
     Args:
         fmt: the format of ``out`` (``--format``: csv, jsonl or an annotation tool's); None: from its suffix.
@@ -288,9 +299,16 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
             decoding (docs/benchmarks.md), and fp32 gives exactly what ``evaluate`` measures.
         min_confidence: abstain below this calibrated top probability (None: the checkpoint's
             ``predict.min_confidence``); see :func:`~lstm_tv.stream.abstain`.
+        events, min_frames: ``--events`` (one JSON line per closed segment) and its flicker filter.
+        chunk: ``--chunk``, frames per model step (the same as ``batch``; named for live sources).
+        live: how live sources are read (timeouts, reconnects, follow, realtime).
+        stdin: replaces standard input for the source ``-`` (tests).
 
     Returns:
-        One :class:`VideoSummary` per video.
+        One :class:`VideoSummary` per video, or the :class:`~lstm_tv.live_predict.LiveReport` of a live source.
+
+    Raises:
+        VideoError: also when a live source fails mid-way, after its outputs are finished and reported.
     """
     from rich.markup import escape
 
@@ -298,15 +316,30 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
     from lstm_tv.ui import QUIET
 
     reporter = reporter or QUIET
+    if chunk is not None:
+        if chunk < 1:
+            raise LstmTvError(f"--chunk {chunk}: must be at least 1 frame")
+        batch = chunk
+    if min_frames < 1:
+        raise LstmTvError(f"--min-frames {min_frames}: must be at least 1 (1 = every run is a segment)")
+    live = live or LiveOptions()
+    streaming = any(is_live(s, live.follow) for s in sources)
+    if (streaming or STDOUT in (str(out), str(events))) and reporter.enabled:
+        reporter.out = reporter.err  # stdout carries rows (or may, in a live pipeline): every message to stderr
+    if streaming:
+        return [_run_live(sources, checkpoint=checkpoint, outputs=LiveOutputs(
+            out, (fmt or "csv") if out is None or str(out) == STDOUT else format_for(out, fmt), events, min_frames,
+            annotate, timeline), labels=labels, device=device, chunk=batch, stride=stride, fps=fps, amp=amp,
+            options=live, stdin=stdin, min_confidence=min_confidence, reporter=reporter)]
+    reporter = reporter or QUIET
     if stride < 1:
         raise LstmTvError(f"--stride {stride}: must be at least 1 (1 = every frame)")
     if fps is not None and (stride != 1 or not fps > 0):
         raise LstmTvError(f"--fps {fps}: must be positive, and not combined with --stride")
-    jobs = plan_jobs(expand_videos(sources), out=out, annotate=annotate, timeline=timeline, labels=labels, fmt=fmt)
+    jobs = plan_jobs(expand_videos(sources), out=out, annotate=annotate, timeline=timeline, labels=labels, fmt=fmt,
+                     events=events)
     path, record, model, dev = open_for_inference(checkpoint, device, batch=batch)
-    abstain_below = record.config.predict.min_confidence if min_confidence is None else min_confidence
-    if not 0 <= abstain_below <= 1:
-        raise LstmTvError(f"--min-confidence {abstain_below}: must be a probability in [0, 1]")
+    abstain_below = _abstain_below(record, min_confidence)
     precision = set_precision(model, dev, amp, reporter)
     infos = [probe(job.video) for job in jobs]  # every video opens before the first is decoded
     truths = [read_truth(job.labels, record, info) if job.labels else None
@@ -319,6 +352,7 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
         with reporter.bar(escape(job.video.name), total=info.frames or None) as bar:
             summary = predict_job(model, record, job, info, dev, batch=batch, stride=step, truth=truth,
                                   min_confidence=abstain_below,
+                                  min_frames=min_frames,
                                   progress=lambda done, total, rate: bar.update(done, total, f"{rate:.0f} frames/s"),
                                   warn=lambda line: reporter.warn(escape(line)))
         reporter.table(escape(str(job.video)), summary_rows(summary, record.classes))
@@ -326,6 +360,44 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
     if fmt == "mstcn" and out is not None and out.is_dir() and out.name == "groundTruth":
         _write_mstcn_mapping(out.parent, record)
     return summaries
+
+
+def _abstain_below(record: CheckpointRecord, min_confidence: float | None) -> float:
+    """``--min-confidence``, or the checkpoint's ``predict.min_confidence`` when not given (checked)."""
+    below = record.config.predict.min_confidence if min_confidence is None else min_confidence
+    if not 0 <= below <= 1:
+        raise LstmTvError(f"--min-confidence {below}: must be a probability in [0, 1]")
+    return below
+
+
+def _run_live(sources: list[str | Path], *, checkpoint, outputs: LiveOutputs, labels, device: str, chunk: int,
+              stride: int, fps: float | None, amp: bool, options: LiveOptions, stdin, min_confidence: float | None,
+              reporter) -> LiveReport:
+    """Predict one live source (checked like files first: options, output paths, the checkpoint)."""
+    from rich.markup import escape
+
+    spec = str(sources[0])
+    if len(sources) > 1:
+        raise LstmTvError(f"{spec}: a live source is predicted alone; give it as the only SOURCE")
+    if labels is not None:
+        raise LabelError(f"--labels {labels}: not for a live source (it has no end to check the labels against)")
+    if stride != 1 or fps is not None:
+        raise LstmTvError("--stride / --fps: not for a live source; --realtime keeps up by dropping frames")
+    outputs.check()
+    path, record, model, dev = open_for_inference(checkpoint, device, batch=chunk)
+    abstain_below = _abstain_below(record, min_confidence)
+    precision = set_precision(model, dev, amp, reporter)
+    said = f"checkpoint [bold]{escape(str(path))}[/] ({record.size} px, {record.cell} cell, {dev}, {precision})"
+    with reporter.bar(escape(spec)) as bar:
+        report = watch(model, record, spec, options, dev, outputs, chunk=chunk, stdin=stdin,
+                       min_confidence=abstain_below,
+                       opened=lambda: reporter.info(f"{said}; watching [bold]{escape(spec)}[/], {chunk} frames per "
+                                                    f"step (Ctrl-C stops)"),
+                       progress=lambda r: bar.update(r.frames, None, f"{r.dropped} dropped"))
+    reporter.table(escape(spec), [(name, escape(value)) for name, value in report.rows(record.classes)])
+    if report.error is not None:
+        raise report.error
+    return report
 
 
 def _write_mstcn_mapping(root: Path, record: CheckpointRecord) -> None:

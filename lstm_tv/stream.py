@@ -245,6 +245,16 @@ class PredictedChunk:
         """(T,) probability of the predicted class."""
         return self.probs.max(axis=1)
 
+    @property
+    def frame_numbers(self) -> np.ndarray:
+        """(T,) each frame's number: consecutive from ``start`` here; a live chunk may have holes."""
+        return self.start + np.arange(len(self.times))
+
+    @property
+    def after_gap(self) -> bool:
+        """Whether a gap (a live source reconnected, the model's memory reset) comes before this chunk."""
+        return False
+
 
 # --- calibration and abstention (issue 13) ---------------------------------------------------------
 

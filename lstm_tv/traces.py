@@ -128,3 +128,16 @@ class BoundedTrace:
         step = frame_time or self._step or 1.0 / 25  # a one-frame video of unknown rate: any visible width
         return Binned(starts.copy(), times.copy(), counts, sums / np.maximum(counts, 1)[:, None],
                       self._last_time + step if self.frames else 0.0)
+
+
+def draw_timeline(path, binned: Binned, classes, background: str | None, *, title: str, truth: bool = False) -> None:
+    """The timeline figure of ``predict --timeline`` from a trace of rows ``probabilities (K), confidence
+    [, truth one-hot (K)]``: the most probable label per bin, the confidence, and the truth strip."""
+    from lstm_tv import plots  # deferred: matplotlib only when a figure is written
+
+    k, classes = len(classes), list(classes)
+    plots.prediction_timeline(
+        path, binned.edges, binned.mean[:, :k].argmax(axis=1), binned.mean[:, k], classes,
+        plots.class_colours(classes, background),
+        truth=binned.mean[:, k + 1:].argmax(axis=1) if truth else None,  # most frequent per bin
+        title=title)

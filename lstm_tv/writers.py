@@ -78,6 +78,10 @@ class PredictionWriter:
     def close(self) -> None:
         """Write what comes after the last frame (nothing by default); the caller closes the file."""
 
+    def flush(self) -> None:
+        """Push what is written so far to the file (a live run does after every chunk)."""
+        self.file.flush()
+
 
 WRITERS: dict[str, type[PredictionWriter]] = {}
 
@@ -123,24 +127,27 @@ def format_for(path: str | Path, fmt: str | None = None) -> str:
 
 @contextlib.contextmanager
 def open_writer(target: str | Path | TextIO, fmt: str, classes: Sequence[str], *,
-                frame_time: float | None = None, video: VideoContext | None = None) -> Iterator[PredictionWriter]:
+                frame_time: float | None = None, video: VideoContext | None = None,
+                **options) -> Iterator[PredictionWriter]:
     """A writer of format ``fmt``, opened; closed when the block ends without an error.
 
     A path is written under a temporary name beside it and renamed into place at the end, so an
-    error leaves no file that looks complete; an open text file (``sys.stdout``) is written as is.
+    error leaves no file that looks complete; an open text file (``sys.stdout``, a live run's file)
+    is written as is. ``options`` go to the format's class (``live=`` for frame rows, ``min_frames=``
+    for segment formats).
     """
     from lstm_tv.fileio import atomic_path
 
     cls = WRITERS[fmt]
     if not isinstance(target, (str, Path)):
-        writer = cls(target, classes, frame_time=frame_time, video=video)
+        writer = cls(target, classes, frame_time=frame_time, video=video, **options)
         writer.open()
         yield writer
         writer.close()
         return
     path = Path(target)
     with atomic_path(path, suffix=path.suffix) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as file:
-        writer = cls(file, classes, frame_time=frame_time, video=video)
+        writer = cls(file, classes, frame_time=frame_time, video=video, **options)
         writer.open()
         yield writer
         writer.close()
@@ -153,18 +160,24 @@ def open_writer(target: str | Path | TextIO, fmt: str, classes: Sequence[str], *
 class FrameRowWriter(PredictionWriter):
     """One row per frame: ``frame, time, label, confidence, p_<class>...``; subclasses format the rows."""
 
-    def __init__(self, file: TextIO, classes: Sequence[str], **context) -> None:
+    def __init__(self, file: TextIO, classes: Sequence[str], *, live: bool = False, **context) -> None:
         super().__init__(file, classes, **context)
         self.keys = ["frame", "time", "label", "confidence"] + [f"p_{c}" for c in self.classes]
+        self.live = live
+        if live:  # 1 on the first frame after a gap (a reconnect: the model's memory starts again), else 0
+            self.keys.append("gap")
 
     def write(self, chunk: PredictedChunk) -> None:
         probs = np.round(chunk.probs.astype(np.float64), 6)  # 6 decimals: well below any meaningful difference
         conf = probs.max(axis=1).tolist()
         labels = chunk.labels.tolist()
         times = np.round(chunk.times, 6).tolist()
-        lines = [self.format_row([chunk.start + j, times[j], self.classes[labels[j]], conf[j], *row])
-                 for j, row in enumerate(probs.tolist())]
-        self.file.write("\n".join(lines) + "\n")
+        numbers = chunk.frame_numbers.tolist()
+        rows = [[numbers[j], times[j], self.classes[labels[j]], conf[j], *row] for j, row in enumerate(probs.tolist())]
+        if self.live:
+            for j, row in enumerate(rows):
+                row.append(int(j == 0 and chunk.after_gap))
+        self.file.write("\n".join(map(self.format_row, rows)) + "\n")
 
     def format_row(self, values: list) -> str:
         """One frame's line (without its newline) from its values in :attr:`keys` order."""
@@ -200,14 +213,15 @@ class JsonlWriter(FrameRowWriter):
 
 @dataclass(frozen=True)
 class Segment:
-    """A maximal run of frames with one predicted label.
+    """A maximal run of frames with one predicted label (flicker shorter than ``min_frames`` absorbed).
 
     Attributes:
         label: class index.
-        start, end: first frame and one past the last (frame indices, from 0).
+        start, end: first frame and one past the last (frame numbers, from 0).
         start_time: time of the first frame; ``end_time``: when the last frame ends (the next
             segment's start, or the last frame's time plus one frame for the last segment).
-        confidence: mean probability of the label over the run's frames.
+        confidence: mean probability of the label over the run's frames that have that label.
+        count: frames decided inside it (``end - start`` unless live --realtime dropped some).
     """
 
     label: int
@@ -216,56 +230,127 @@ class Segment:
     start_time: float
     end_time: float
     confidence: float
+    count: int = 0
 
     @property
     def frames(self) -> int:
-        return self.end - self.start
+        return self.count or self.end - self.start
+
+
+@dataclass
+class _Run:
+    """Consecutive frames being gathered into a segment: ``labelled`` of them have ``label``, ``count`` in all."""
+
+    label: int
+    start: int
+    start_time: float
+    confidence: float  # sum over the labelled frames
+    labelled: int
+    count: int
+
+    def extend(self, other: "_Run") -> None:
+        self.confidence += other.confidence
+        self.labelled += other.labelled
+        self.count += other.count
 
 
 class SegmentWriter(PredictionWriter):
     """Base of per-segment formats: turns streamed frame labels into closed :class:`Segment` s.
 
-    Only the open run is kept between chunks, so memory does not grow with the video. Subclasses
-    implement :meth:`write_segment` (and may override :meth:`open` and :meth:`close`, calling this
-    class's ``close`` first so the last segment is written).
+    With ``min_frames`` N > 1, a run of another label shorter than N frames is flicker: it does not
+    end the open segment but is absorbed into it (its frames count in the segment's ``count``, not in
+    its confidence). A segment closes once a different label has lasted N frames, so it is written N
+    frames after its end at the latest; a segment that itself never reached N frames (at the start,
+    or after a gap) is absorbed into the one after it. N = 1: maximal runs, nothing absorbed.
+
+    A chunk that follows a gap (a live source reconnected) first closes the open segment at the last
+    frame before the gap. Only the open run and one candidate are kept between chunks, so memory does
+    not grow with the video. Subclasses implement :meth:`write_segment` (and may override
+    :meth:`open` and :meth:`close`, calling this class's ``close`` first so the last segment is written).
     """
 
-    def __init__(self, file: TextIO, classes: Sequence[str], **context) -> None:
+    def __init__(self, file: TextIO, classes: Sequence[str], *, min_frames: int = 1, **context) -> None:
         super().__init__(file, classes, **context)
-        self._run: list | None = None  # [label, start, start_time, confidence sum, frames] of the open run
-        self._end, self._last_time, self._step = 0, 0.0, 0.0
+        if min_frames < 1:
+            raise LstmTvError(f"--min-frames {min_frames}: must be at least 1 (1 = every run is a segment)")
+        self.min_frames = min_frames
+        self._open: _Run | None = None       # the segment being extended
+        self._candidate: _Run | None = None  # a run of another label, shorter than min_frames so far
+        self._next, self._last_time, self._step = 0, 0.0, 0.0  # one past the last frame number; its time
 
     def write(self, chunk: PredictedChunk) -> None:
-        labels, conf, times = chunk.labels, chunk.confidence, chunk.times
+        if chunk.after_gap:
+            self._end_segment()
+        labels, conf, times, numbers = chunk.labels, chunk.confidence, chunk.times, chunk.frame_numbers
         cuts = np.flatnonzero(np.diff(labels)) + 1  # first frame of each new run inside the chunk
         for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(labels)], strict=True):
-            label = int(labels[a])
-            if self._run is not None and self._run[0] != label:
-                self._close_run(float(times[a]))
-            if self._run is None:
-                self._run = [label, chunk.start + a, float(times[a]), 0.0, 0]
-            self._run[3] += float(conf[a:b].sum())
-            self._run[4] += b - a
+            self._add(_Run(int(labels[a]), int(numbers[a]), float(times[a]), float(conf[a:b].sum()), b - a, b - a))
         if len(times) > 1:
             self._step = float(times[-1] - times[-2])
-        elif self._end:
+        elif self._next:
             self._step = float(times[-1]) - self._last_time
-        self._end, self._last_time = chunk.start + len(chunk), float(times[-1])
+        self._next, self._last_time = int(numbers[-1]) + 1, float(times[-1])
 
-    def _close_run(self, end_time: float) -> None:
-        label, start, start_time, total, count = self._run
-        self.write_segment(Segment(label, start, start + count, start_time, end_time, total / count))
-        self._run = None
+    def _add(self, run: _Run) -> None:
+        current, candidate = self._open, self._candidate
+        if current is None:
+            self._open = run
+            return
+        if candidate is not None and run.label == candidate.label:
+            candidate.extend(run)
+        else:
+            if candidate is not None:  # flicker that did not last: its frames stay in the open segment
+                current.count += candidate.count
+                self._candidate = None
+            if run.label == current.label:
+                current.extend(run)
+                return
+            candidate = self._candidate = run
+        if candidate.labelled >= self.min_frames:  # the new label has lasted: the open segment ends
+            if current.labelled >= self.min_frames:
+                self._close(current, candidate.start, candidate.start_time)
+            else:  # the open one was flicker itself: it becomes the start of the new segment
+                candidate.start, candidate.start_time = current.start, current.start_time
+                candidate.count += current.count
+            self._open, self._candidate = candidate, None
+
+    def _close(self, run: _Run, end: int, end_time: float) -> None:
+        self.write_segment(Segment(run.label, run.start, end, run.start_time, end_time,
+                                   run.confidence / run.labelled, run.count))
+
+    def _end_segment(self) -> None:
+        """Close the open segment at the last frame seen (the end of the video, or a gap)."""
+        current, candidate = self._open, self._candidate
+        self._open = self._candidate = None
+        if current is None:
+            return
+        if candidate is not None:
+            current.count += candidate.count
+        if current.labelled >= self.min_frames:  # else the whole stretch was flicker: nothing lasted
+            step = self.frame_time or self._step or 1.0 / 25  # a one-frame video of unknown rate: any width
+            self._close(current, self._next, self._last_time + step)
 
     def close(self) -> None:
         """Write the last, still open segment."""
-        if self._run is not None:
-            step = self.frame_time or self._step or 1.0 / 25  # a one-frame video of unknown rate: any width
-            self._close_run(self._last_time + step)
+        self._end_segment()
 
     def write_segment(self, segment: Segment) -> None:
         """Write one closed segment."""
         raise NotImplementedError
+
+
+@register_writer("events")
+class EventsWriter(SegmentWriter):
+    """One JSON line per closed segment, written as soon as it closes (``predict --events``):
+    ``label, start, end, start_time, end_time, frames, mean_confidence`` (docs/formats.md, events)."""
+
+    suffix = ".jsonl"
+    by_suffix = False  # .jsonl picks the frame rows
+
+    def write_segment(self, segment: Segment) -> None:
+        self.file.write(json.dumps({"label": self.classes[segment.label], "start": segment.start, "end": segment.end,
+                                    "start_time": round(segment.start_time, 6), "end_time": round(segment.end_time, 6),
+                                    "frames": segment.frames, "mean_confidence": round(segment.confidence, 6)}) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------------

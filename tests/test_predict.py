@@ -161,6 +161,20 @@ def test_predict_jsonl_has_the_same_fields(cli, trained, tmp_path):
     assert first["frame"] == 0 and first["time"] == 0.0 and first["label"] in CLASSES
 
 
+def test_rows_to_standard_output_and_events_of_a_file(cli, trained, tmp_path):
+    r = cli("predict", trained["video"], "--checkpoint", trained["ckpt"], "--out", "-", "--format", "jsonl",
+            "--events", tmp_path / "ev.jsonl", "--min-frames", "3")
+    assert r.code == 0, r
+    rows = [json.loads(line) for line in r.out.splitlines()]                  # stdout: nothing but the rows
+    assert [row["frame"] for row in rows] == list(range(160)) and "frames/s" in r.err
+    events = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert events[0]["start"] == 0 and events[-1]["end"] == 160
+    assert [a["end"] for a in events[:-1]] == [b["start"] for b in events[1:]]  # they tile the video
+    assert sum(e["frames"] for e in events) == 160 and all(e["frames"] >= 3 for e in events)
+    r = cli("predict", trained["video"], trained["video"].parent, "--checkpoint", trained["ckpt"], "--out", "-")
+    assert r.code == 1 and "--out -: standard output takes the results of one video" in r.err
+
+
 def test_annotated_video_and_timeline(cli, trained, tmp_path):
     ann, tl = tmp_path / "ann.mp4", tmp_path / "tl.png"
     r = cli("predict", trained["video"], "--checkpoint", trained["ckpt"], "--annotate", ann, "--timeline", tl,

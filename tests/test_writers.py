@@ -178,3 +178,69 @@ def test_predict_for_correction_reads_back_through_prepare(cli, tiny_run, tmp_pa
     prepare_dataset(src, tmp_path / "prepared", load_config(None, ["data.size=16"]).data, workers=1)
     data = PreparedDataset(tmp_path / "prepared")
     assert data.labels(data.videos[0]).tolist() == predicted
+
+
+# ---------------------------------------------------------------------------------------------------
+# Events (predict --events): one JSON line per closed segment, flicker absorbed with --min-frames
+
+
+def events(labels: list[int], sizes: list[int], min_frames: int = 1) -> list[tuple]:
+    file = io.StringIO()
+    with open_writer(file, "events", CLASSES, frame_time=0.1, min_frames=min_frames) as writer:
+        for chunk in chunks_of(labels, sizes):
+            writer.write(chunk)
+    return [(e["label"], e["start"], e["end"], e["frames"]) for e in map(json.loads, file.getvalue().splitlines())]
+
+
+def test_an_event_is_a_json_line_with_the_documented_keys():
+    file = io.StringIO()
+    with open_writer(file, "events", CLASSES, frame_time=0.1) as writer:
+        writer.write(chunks_of([0, 0, 1], [3])[0])
+        assert json.loads(file.getvalue()) == {"label": "cat", "start": 0, "end": 2, "start_time": 0.0,
+                                               "end_time": 0.2, "frames": 2, "mean_confidence": 0.5005}
+    assert json.loads(file.getvalue().splitlines()[1])["label"] == "dog"          # the open one, at the end
+    assert "events" in WRITERS and "events" not in [format_for("a.jsonl")]       # .jsonl still picks rows
+
+
+@pytest.mark.parametrize("sizes", [[15], [1] * 15, [4, 5, 6]])
+@pytest.mark.parametrize("labels, min_frames, expected", [
+    ([0, 0, 1, 1, 1, 0, 2], 1, [("cat", 0, 2, 2), ("dog", 2, 5, 3), ("cat", 5, 6, 1), ("none", 6, 7, 1)]),
+    # a one-frame dog inside the cats does not end them; the two-frame dog run at the end joins the nones
+    ([0, 0, 0, 0, 1, 0, 0, 0, 2, 2, 2, 2, 2, 1, 1], 3, [("cat", 0, 8, 8), ("none", 8, 15, 7)]),
+    ([1, 0, 0, 0, 0], 3, [("cat", 0, 5, 5)]),              # flicker at the start joins the first segment
+    ([0, 1, 0, 1, 2], 3, []),                                # nothing lasted 3 frames: no event
+])
+def test_min_frames_absorbs_shorter_runs_whatever_the_chunks(labels, min_frames, expected, sizes):
+    cut, parts = 0, []
+    for n in sizes:  # the same chunk sizes, cut to the labels' length
+        if cut < len(labels):
+            parts.append(min(n, len(labels) - cut))
+            cut += parts[-1]
+    assert events(labels, parts, min_frames) == expected
+
+
+def test_a_segment_s_confidence_is_the_mean_over_its_own_label_s_frames():
+    file = io.StringIO()
+    with open_writer(file, "events", CLASSES, frame_time=0.1, min_frames=3) as writer:
+        writer.write(chunks_of([0, 0, 0, 0, 1, 0, 0, 0], [8])[0])
+    (event,) = map(json.loads, file.getvalue().splitlines())
+    assert event["frames"] == 8 and event["mean_confidence"] == pytest.approx(0.5 + (0 + 1 + 2 + 3 + 5 + 6 + 7) / 7000)
+
+
+def test_live_rows_mark_the_gap_and_keep_the_frame_numbers_and_a_gap_closes_the_segment():
+    from lstm_tv.live_predict import LiveChunk
+
+    probs = np.tile(np.array([[0.6, 0.2, 0.2]], np.float32), (2, 1))
+    before = LiveChunk(0, np.array([0.0, 0.1]), probs, numbers=np.array([0, 1]))
+    after = LiveChunk(5, np.array([3.0, 3.1]), probs, numbers=np.array([5, 7]), gap=True)  # 6 was dropped
+    rows, segments = io.StringIO(), io.StringIO()
+    with open_writer(rows, "csv", CLASSES, live=True) as w, open_writer(segments, "events", CLASSES) as e:
+        for chunk in (before, after):
+            w.write(chunk)
+            e.write(chunk)
+    lines = rows.getvalue().splitlines()
+    assert lines[0].endswith(",gap") and [line.split(",")[0] for line in lines[1:]] == ["0", "1", "5", "7"]
+    assert [line.split(",")[-1] for line in lines[1:]] == ["0", "0", "1", "0"]
+    closed = map(json.loads, segments.getvalue().splitlines())
+    got = [(s["start"], s["end"], s["end_time"], s["frames"]) for s in closed]
+    assert got == [(0, 2, 0.2, 2), (5, 8, 3.2, 2)]          # closed at the gap; frames counts the decided ones

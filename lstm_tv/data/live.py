@@ -114,6 +114,16 @@ class LiveStream:
         self._iterator = items
         return items
 
+    @property
+    def frame_rate(self) -> float:
+        """Frames per second the source announces (25 until it is known)."""
+        return self._time.rate
+
+    def stop(self) -> None:
+        """Ask the stream to end: frames decoded so far still come out, then iterating ends (a read in
+        progress returns within ``read_timeout``). Safe to call from a signal handler or another thread."""
+        self._stop.set()
+
     def close(self) -> None:
         """Stop reading and close the source (a background decoder stops within ``read_timeout``)."""
         self._stop.set()
