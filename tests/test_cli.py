@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 import subprocess
 import sys
@@ -49,3 +50,28 @@ def test_every_command_help_runs_in_a_fresh_process(line, tmp_path):
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "Usage: " in r.stdout and "Traceback" not in r.stderr
+
+
+COMMANDS = {"lstm_tv.train", "lstm_tv.evaluate", "lstm_tv.predict", "lstm_tv.explain", "lstm_tv.export", "lstm_tv.bench"}
+
+
+def _imports(module: str) -> set[str]:
+    """Every lstm_tv module that ``module``'s source imports (at any depth of the file, deferred ones too)."""
+    import ast
+
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(open(spec.origin).read())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return {name for name in found if name.startswith("lstm_tv")}
+
+
+@pytest.mark.parametrize("module", [m for m in _modules() if m != "lstm_tv.cli"])
+def test_commands_stand_side_by_side_on_the_library(module):
+    # No command imports another command, and the library imports no command: only cli.py sees them all.
+    assert not (_imports(module) & COMMANDS) - {module}
