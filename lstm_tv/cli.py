@@ -27,7 +27,8 @@ app.add_typer(config_app, name="config")
 
 err_console = Console(stderr=True)
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (merged onto the defaults).")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (merged onto the "
+                                                                          "defaults).")]
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. train.epochs=5 model.cell=gru.",
                                                           show_default=False)]
 
@@ -70,7 +71,8 @@ def prepare(src: Annotated[Path, typer.Argument(help="Raw dataset: videos/, labe
             out: Annotated[Path, typer.Argument(help="Prepared dataset directory to create.")],
             config: ConfigOpt = None, overrides: Overrides = None,
             workers: Annotated[int, typer.Option(help="Processes decoding videos (default: CPU cores).")] = 0,
-            skip_unlabeled: Annotated[bool, typer.Option(help="Leave out videos without labels instead of failing.")] = False,
+            skip_unlabeled: Annotated[bool, typer.Option(
+                help="Leave out videos without labels instead of failing.")] = False,
             overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
             labels_format: Annotated[Optional[str], typer.Option(
                 help="Read every label file as this format: native (.txt/.csv), cvat, labelstudio, eaf, mstcn or "
@@ -90,7 +92,8 @@ def prepare(src: Annotated[Path, typer.Argument(help="Raw dataset: videos/, labe
 
 @app.command()
 def train(config: ConfigOpt = None, overrides: Overrides = None,
-          resume: Annotated[Optional[Path], typer.Option(help="Continue a run: its directory or last.ckpt.")] = None) -> None:
+          resume: Annotated[Optional[Path], typer.Option(
+              help="Continue a run: its directory or last.ckpt.")] = None) -> None:
     """Train the frame encoder and memory (no arguments: the synthetic TV dataset, configs/default.yaml)."""
     from lstm_tv.train import train as run_training
 
@@ -105,7 +108,8 @@ def evaluate(checkpoint: Annotated[Optional[str], typer.Argument(
                  help="A checkpoint (best.ckpt); with --pred none (then KEY=VALUE overrides may follow).",
                  show_default=False)] = None,
              overrides: Overrides = None,
-             data_dir: Annotated[Optional[Path], typer.Option("--data", help="Prepared dataset (default: the checkpoint's data.dir).")] = None,
+             data_dir: Annotated[Optional[Path], typer.Option("--data", help="Prepared dataset (default: the "
+                                                                             "checkpoint's data.dir).")] = None,
              split: Annotated[Optional[str], typer.Option(
                  help="train, val or test (default: test; with --pred every video of --labels).")] = None,
              report: Annotated[Optional[Path], typer.Option(help="Write the full report as JSON here.")] = None,
@@ -117,7 +121,8 @@ def evaluate(checkpoint: Annotated[Optional[str], typer.Argument(
                       "§4, from lstm-tv or any tool) instead of a checkpoint; needs --labels.")] = None,
              labels: Annotated[Optional[Path], typer.Option(
                  help="With --pred: the raw dataset (videos/, labels/, masks/, splits.csv; docs/formats.md §1) "
-                      "holding the true labels. Classes and background come from the config (data.classes=...).")] = None,
+                      "holding the true labels. Classes and background come from the config "
+                      "(data.classes=...).")] = None,
              labels_format: Annotated[Optional[str], typer.Option(
                  help="With --pred: read every label file as this format (as prepare --labels-format).")] = None,
              config: ConfigOpt = None,
@@ -173,7 +178,8 @@ def predict(videos: Annotated[list[str], typer.Argument(
                 help="Write the video with label, confidence and probability bars drawn on each frame "
                      "(OUT.mp4, original size and fps; a directory for several videos).")] = None,
             timeline: Annotated[Optional[Path], typer.Option(
-                help="Figure of the labels over time with the confidence (OUT.png; a directory for several videos).")] = None,
+                help="Figure of the labels over time with the confidence (OUT.png; a directory for several "
+                     "videos).")] = None,
             labels: LabelsOpt = None,
             format: Annotated[Optional[str], typer.Option(
                 "--format", help="Format of --out: csv, jsonl (default: from its suffix; csv for a directory or -), "
@@ -181,7 +187,8 @@ def predict(videos: Annotated[list[str], typer.Argument(
                                  "an annotation tool's import format to correct the predictions in: cvat, "
                                  "labelstudio, eaf, mstcn, activitynet (docs/annotation-tools.md).",
                 show_default=False)] = None,
-            batch: Annotated[int, typer.Option(help="Decoded frames per streamed chunk (memory, not results, depends on it).")] = 64,
+            batch: Annotated[int, typer.Option(
+                help="Decoded frames per streamed chunk (memory, not results, depends on it).")] = 64,
             stride: Annotated[int, typer.Option(
                 help="Run the model on every N-th frame only and repeat its last prediction in between (faster "
                      "on long videos). The memory cell then sees every N-th frame, i.e. time N times faster "
@@ -190,14 +197,16 @@ def predict(videos: Annotated[list[str], typer.Argument(
                 help="Like --stride, with N chosen so the model runs at about this many frames per second.")] = None,
             events: Annotated[Optional[Path], typer.Option(
                 help="One JSON line per closed segment (label, start, end, start_time, end_time, frames, "
-                     "mean_confidence), written as soon as it closes: FILE.jsonl, a directory, or - for stdout.")] = None,
+                     "mean_confidence), written as soon as it closes: FILE.jsonl, a directory, or - for "
+                     "stdout.")] = None,
             min_frames: Annotated[int, typer.Option(
                 help="With --events: a run of another label shorter than N frames is flicker, absorbed into the "
                      "open segment (docs/formats.md, events).")] = 1,
             chunk: Annotated[Optional[int], typer.Option(
                 help="Frames per model step of a live source (1 = a row per frame as it arrives; default: --batch); "
                      "rows come at most one chunk plus one step after a frame arrives.", show_default=False)] = None,
-            follow: Annotated[bool, typer.Option(help="Read a file that is still being written, while it grows.")] = False,
+            follow: Annotated[bool, typer.Option(
+                help="Read a file that is still being written, while it grows.")] = False,
             follow_timeout: Annotated[float, typer.Option(
                 help="With --follow: seconds without growth that end the file.")] = 10.0,
             open_timeout: Annotated[float, typer.Option(
@@ -212,8 +221,10 @@ def predict(videos: Annotated[list[str], typer.Argument(
                      "(the count is reported); without it no frame is dropped.")] = False,
             amp: Annotated[bool, typer.Option(
                 "--amp/--no-amp", help="Run the frame encoder in bfloat16 on the CPU (float16 on CUDA): the encoder "
-                                       "alone runs ~1.5-2x faster on CPUs with native bf16, but decoding bounds the whole "
-                                       "pipeline (docs/benchmarks.md); probabilities stay within ~1e-2 of fp32.")] = False,
+                                       "alone runs ~1.5-2x faster on CPUs with native bf16, but decoding bounds the "
+                                       "whole "
+                                       "pipeline (docs/benchmarks.md); probabilities stay within ~1e-2 of "
+                                       "fp32.")] = False,
             min_confidence: Annotated[Optional[float], typer.Option(
                 help="Label a frame with the background class when its calibrated top probability is below P "
                      "(the probabilities are written unchanged) [the checkpoint's predict.min_confidence].",
@@ -222,7 +233,7 @@ def predict(videos: Annotated[list[str], typer.Argument(
     """Label every frame of videos, streaming each through the model in constant memory.
 
     Results go where --out, --annotate and --timeline say (with several videos: existing directories, one file per video); every file is written under a temporary name and renamed when its video is done, so an interrupted run leaves nothing that looks complete. A live source runs until it ends or Ctrl-C / SIGTERM stops it: rows and events are written and flushed as each chunk is decided (--out - writes them to stdout), the annotated video and timeline are finished at the end, and the exit code is 130 / 143 (docs/live.md).
-    """
+    """  # noqa: E501 - Typer shows a docstring's line breaks as they are: a paragraph is one line
     from lstm_tv.data.sources import LiveOptions
     from lstm_tv.predict import run_predict
 
@@ -241,15 +252,17 @@ def predict(videos: Annotated[list[str], typer.Argument(
 def explain(video: Annotated[Path, typer.Argument(help="The video to explain.")],
             checkpoint: CheckpointOpt = None,
             out: Annotated[Optional[Path], typer.Option(
-                help="The figure (.png, .pdf or .svg; default: <video stem>.explain.png in the current directory).")] = None,
+                help="The figure (.png, .pdf or .svg; default: <video stem>.explain.png in the current "
+                     "directory).")] = None,
             labels: LabelsOpt = None,
-            layer: Annotated[Optional[int], typer.Option(help="Memory layer to show, 0 = first (default: the last).")] = None,
+            layer: Annotated[Optional[int], typer.Option(
+                help="Memory layer to show, 0 = first (default: the last).")] = None,
             batch: Annotated[int, typer.Option(help="Decoded frames per streamed chunk.")] = 64,
             device: DeviceOpt = "auto") -> None:
     """Figure of the memory over a video: class probabilities, forget/input/output gates, cell state.
 
     For memory cells with gates (lstm, peephole). Long videos are summarised into at most ~4000 points per curve (each the mean of consecutive frames).
-    """
+    """  # noqa: E501 - Typer shows a docstring's line breaks as they are: a paragraph is one line
     from lstm_tv.explain import run_explain
 
     run_explain(video, checkpoint=checkpoint, out=out, labels=labels, layer=layer, device=device, batch=batch,
@@ -263,11 +276,12 @@ def export(checkpoint: Annotated[Path, typer.Argument(help="The checkpoint to ex
                help="The model file (default: beside the checkpoint, <stem>.onnx or <stem>.torchscript.pt); "
                     "its description goes to <out>.json.")] = None,
            chunk: Annotated[Optional[int], typer.Option(
-               help="peephole cells only: the fixed number of frames per call (default 16); other cells take any.")] = None) -> None:
+               help="peephole cells only: the fixed number of frames per call (default 16); other cells take "
+                    "any.")] = None) -> None:
     """Export the streaming step (frames + state in, logits + state out) as ONNX or TorchScript.
 
     The state inputs are the memory cell's own (lstm: h, c; see docs/formats.md for each cell). The export is checked against PyTorch over a 3-chunk stream before it is written. ONNX needs pip install 'lstm-tv\\[onnx]'.
-    """
+    """  # noqa: E501 - Typer shows a docstring's line breaks as they are: a paragraph is one line
     from lstm_tv.export import run_export
 
     run_export(checkpoint, format, out, chunk=chunk, reporter=Reporter())
@@ -283,7 +297,8 @@ def bench(config: Annotated[Optional[Path], typer.Option(
           overrides: Annotated[Optional[list[str]], typer.Argument(
               help="Dotted overrides for every run, e.g. train.memory_epochs=20 model.hidden=32.",
               show_default=False)] = None,
-          out: Annotated[Path, typer.Option(help="Bench directory: datasets, runs, results.csv/.md, the figure.")] = Path("runs/bench"),
+          out: Annotated[Path, typer.Option(
+              help="Bench directory: datasets, runs, results.csv/.md, the figure.")] = Path("runs/bench"),
           cells: Annotated[Optional[str], typer.Option(
               help="Comma-separated memory cells (default: every registered cell, as lstm-tv config show lists "
                    "them under model.cell; with --quick: none,rnn,lstm).",
@@ -294,13 +309,14 @@ def bench(config: Annotated[Optional[Path], typer.Option(
           seeds: Annotated[Optional[int], typer.Option(
               help="Training seeds per cell and gap setting: train.seed, train.seed+1, ... (default: 1).",
               show_default=False)] = None,
-          quick: Annotated[bool, typer.Option(help="Tiny data and model: a smoke test of the whole bench in seconds.")] = False,
+          quick: Annotated[bool, typer.Option(
+              help="Tiny data and model: a smoke test of the whole bench in seconds.")] = False,
           resume: Annotated[bool, typer.Option(
               help="Keep runs in OUT that finished with the same config; train only the others.")] = False) -> None:
     """Train and test each memory cell on short and long gaps with one budget; table, CSV, Markdown, PNG.
 
     Default budget per run: 80 videos x 600 frames at 32 px per gap setting; cnn encoder width 16, embed 64, hidden 64; 8 joint epochs x 30 steps of 8 clips x 256 frames, then 60 memory epochs. 6 cells x 2 gap settings x 1 seed = 12 runs: about 40 minutes on 2 idle CPU cores (peephole, a Python loop per frame, takes ~9 of them per run). --config and KEY=VALUE change the budget of every run (not model.cell, synth.gap_*, data.dir/raw, run.*). Datasets are generated once into OUT and reused; --seeds 3 --resume later adds seeds to a finished bench.
-    """
+    """  # noqa: E501 - Typer shows a docstring's line breaks as they are: a paragraph is one line
     from lstm_tv.bench import run_bench, split_names
 
     run_bench(out, cells=split_names(cells), gaps=split_names(gaps), seeds=seeds, quick=quick, config_file=config,
