@@ -29,7 +29,7 @@ from lstm_tv.metrics import TRACKED
 from lstm_tv.model.classifier import build_model
 from lstm_tv.phases import JointPhase, MemoryPhase
 from lstm_tv.rundir import Progress, best_values, check_training_state, point_latest, restore, run_directory, save_epoch
-from lstm_tv.schedule import RemainingTime, phase_of, phase_plan, total_epochs
+from lstm_tv.schedule import RemainingTime, allotment, next_phase, phase_end, phase_plan, total_epochs
 from lstm_tv.ui import QUIET, Reporter
 from lstm_tv.validation import evaluate_model
 
@@ -94,10 +94,12 @@ def _fit(cfg: Config, ckpt: dict | None, ckpt_path: Path | None, device: torch.d
     if ckpt is not None:
         # The optimiser state saved belongs to the phase of the saved epoch; at the joint/memory
         # boundary the memory phase starts fresh, as it does in an uninterrupted run.
-        phase = run.phases[phase_of(cfg, ckpt["progress"]["epoch"])]
+        history = ckpt["progress"]["history"]
+        phase = run.phases[history[-1]["phase"] if history else "joint"]
         progress = restore(ckpt, ckpt_path, run.model, phase.opt)
         run.run_dir = ckpt_path.parent
-        reporter.info(f"resuming {run.run_dir} after epoch {progress.epoch} of {total_epochs(cfg)}")
+        _end_phase(run, progress)  # a checkpoint from before phases were recorded: decide as the run would have
+        reporter.info(f"resuming {run.run_dir} after epoch {progress.epoch} (at most {total_epochs(cfg)})")
     else:
         run.run_dir = Path(dist.broadcast(str(run_directory(cfg) if dist.main else Path("."))))
     if dist.main:
@@ -105,22 +107,38 @@ def _fit(cfg: Config, ckpt: dict | None, ckpt_path: Path | None, device: torch.d
         write_text(run.run_dir / "config.yaml", render_yaml(cfg))
         point_latest(run.run_dir)
     reporter.info(_banner(run))
-    for epoch in range(progress.epoch + 1, total_epochs(cfg) + 1):
-        if _epoch(run, epoch, progress):
-            break
+    if cfg.train.time:
+        run.clock.budget = cfg.train.time * 60 - sum(progress.used().values())
+    while (name := next_phase(cfg, progress.phases)) is not None:
+        if not progress.phases or progress.phases[-1]["ended"]:
+            progress.phases.append({"name": name, "seconds": [], "ended": ""})
+        _epoch(run, progress.epoch + 1, progress)
     return Fitted(run.run_dir, progress)
 
 
-def _epoch(run: _Run, epoch: int, progress: Progress) -> bool:
-    """Train and validate one epoch, record and save it; True when early stopping ends the run."""
+def _end_phase(run: _Run, progress: Progress) -> None:
+    """Record in ``progress`` whether (and why) the current phase ends after its epochs so far, and say so."""
+    current = progress.phases[-1] if progress.phases else None
+    if current is None or current["ended"]:
+        return
+    budget = allotment(run.cfg, current["name"], progress.used())
+    reason = phase_end(run.cfg, current["name"], progress.phase_rows(), current["seconds"], budget)
+    if reason:
+        current["ended"] = reason
+        run.reporter.info(f"{current['name']} phase ended: {reason}")
+
+
+def _epoch(run: _Run, epoch: int, progress: Progress) -> None:
+    """Train and validate one epoch of the current phase, record it, decide whether the phase ends, save."""
     cfg, reporter, start = run.cfg, run.reporter, time.perf_counter()
-    phase = run.phases[phase_of(cfg, epoch)]
+    phase = run.phases[progress.phases[-1]["name"]]
     # Reseeding per epoch makes an epoch's randomness independent of what came before,
     # so a resumed run repeats the uninterrupted one exactly.
     torch.manual_seed(cfg.train.seed * 100_003 + epoch)
     guard = StepGuard(cfg.train.nonfinite)
     try:
-        with reporter.bar(f"epoch {epoch}/{total_epochs(cfg)}" + (" memory" if phase.name == "memory" else "")) as bar:
+        with reporter.bar(f"epoch {epoch} {phase.name} {len(progress.phases[-1]['seconds']) + 1}/"
+                          f"{dict(phase_plan(cfg))[phase.name]}") as bar:
             stats = phase.run_epoch(epoch, run.loss_fn, bar, guard)
     except NonFinite as e:
         kept = (f"{run.run_dir / 'last.ckpt'} (epoch {progress.epoch}) is kept" if progress.epoch
@@ -129,16 +147,16 @@ def _epoch(run: _Run, epoch: int, progress: Progress) -> bool:
                             f"to skip such steps") from None
     report = _validate(run, phase)
     row = epoch_row(epoch, phase.name, stats, guard, phase.opt.lr, report, run.dist)
-    name, value = best_values(cfg, report, reporter, run.warned)
+    _, value = best_values(cfg, report, reporter, run.warned)
     improved = progress.record(row, value)
+    seconds = time.perf_counter() - start
+    # Every rank must take the same decision; rank 0's time is the one that counts.
+    progress.phases[-1]["seconds"].append(float(run.dist.broadcast(seconds)))
+    run.clock.record(phase.name, seconds)
+    reporter.info(epoch_line(row, improved, run.clock.text()))
+    _end_phase(run, progress)
     if run.dist.main:
         save_epoch(run.run_dir, run.model, cfg, run.data, phase.opt, progress, report, improved)
-    run.clock.record(phase.name, time.perf_counter() - start)
-    reporter.info(epoch_line(row, improved, run.clock.text()))
-    if cfg.train.patience and progress.stale_epochs >= cfg.train.patience:
-        reporter.info(f"early stop: no better {name} for {cfg.train.patience} epochs")
-        return True
-    return False
 
 
 def _validate(run: _Run, phase) -> dict | None:

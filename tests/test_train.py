@@ -16,7 +16,7 @@ from lstm_tv.engine import make_scheduler
 from lstm_tv.errors import CheckpointError
 from lstm_tv.train import train
 from lstm_tv.training import class_weights
-from lstm_tv.ui import QUIET
+from lstm_tv.ui import QUIET, Reporter
 
 
 def test_train_writes_a_complete_run_directory(tiny_config, tmp_path, monkeypatch):
@@ -313,7 +313,18 @@ def test_best_epoch_ties_go_to_the_better_frame_accuracy():
     assert best_values(cfg, {"frame_accuracy": 0.5}, QUIET, warned) == ("frame_accuracy", [0.5, 0.5])
 
 
-def test_early_stopping_after_patience_epochs_without_a_better_metric(tiny_config, tmp_path, monkeypatch):
+class Said(Reporter):
+    """A silent reporter that keeps the lines training says."""
+
+    def __init__(self):
+        super().__init__(enabled=False)
+        self.lines = []
+
+    def info(self, message):
+        self.lines.append(message)
+
+
+def test_each_phase_ends_when_its_metric_stops_improving_and_says_why(tiny_config, tmp_path, monkeypatch):
     import lstm_tv.training as training
     from lstm_tv.metrics import FrameMetrics
 
@@ -324,7 +335,23 @@ def test_early_stopping_after_patience_epochs_without_a_better_metric(tiny_confi
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(training, "evaluate_model", constant_metrics)
-    run = train(load_config(None, tiny_config + ["train.epochs=6", "train.patience=2"]), reporter=QUIET)
+    said = Said()
+    run = train(load_config(None, tiny_config + ["train.epochs=6", "train.memory_epochs=5", "train.patience=2"]),
+                reporter=said)
     history = load_checkpoint(run / "last.ckpt")["progress"]["history"]
-    assert [r["epoch"] for r in history] == [1, 2, 3]          # best at 1, then 2 stale epochs: stop
+    # Best at 1, then 2 stale epochs: the joint phase ends; the memory phase likewise after its 3.
+    assert [(r["epoch"], r["phase"]) for r in history] == [(1, "joint"), (2, "joint"), (3, "joint"),
+                                                          (4, "memory"), (5, "memory"), (6, "memory")]
+    assert "joint phase ended: val frame accuracy did not improve for 2 epochs" in said.lines
+    assert "memory phase ended: val masked accuracy did not improve for 2 epochs" in said.lines
     assert load_checkpoint(run / "best.ckpt")["epoch"] == 1
+
+
+def test_the_epoch_limit_ends_a_phase_and_is_said(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    said = Said()
+    run = train(load_config(None, tiny_config + ["train.epochs=1", "train.patience=0"]), reporter=said)
+    assert "joint phase ended: epoch limit (train.epochs=1)" in said.lines
+    phases = load_checkpoint(run / "last.ckpt")["progress"]["phases"]
+    assert [(p["name"], len(p["seconds"]), p["ended"]) for p in phases] == [
+        ("joint", 1, "epoch limit (train.epochs=1)")]
