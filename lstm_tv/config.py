@@ -50,7 +50,8 @@ class DataConfig:
     dir: str = setting("data/synth/prepared", "prepared dataset that train and evaluate read")
     raw: str = setting("data/synth/raw", "raw dataset (videos/ + labels/) that train prepares into data.dir when it is missing")
     synthesize: bool = setting(True, "generate the synthetic TV dataset into data.raw when both data.dir and data.raw are missing")
-    size: int = setting(64, "frame side in pixels that prepare resizes every frame to (square)", min=8, max=1024)
+    size: Union[int, list[int]] = setting(64, "frame size prepare resizes every frame to: the short side N (the long "
+                                          "side keeps the videos' aspect ratio) or [W, H]; 8 to 1024 px", min=8, max=1024)
     classes: list[str] = setting(DEFAULT_CLASSES, "class names, in the order the model outputs them")
     background: str = setting("unknown", "background class: frames no segment covers; makes no segment in metrics")
     split_ratios: list[float] = setting([0.7, 0.15, 0.15], "train/val/test shares for videos not named in splits.csv")
@@ -60,6 +61,38 @@ class DataConfig:
         "error", "a tool label that is neither a class nor in data.class_map: error, or background "
         "(its frames become data.background)", choices=("error", "background"))
     eaf_tier: str = setting("", "ELAN .eaf files: the tier holding the labels (empty = the file's only tier)")
+
+
+    def frame_size(self, source: tuple[int, int]) -> tuple[int, int]:
+        """The (width, height) prepare resizes frames of ``source`` (width, height) to.
+
+        A short side keeps the source's aspect ratio, the long side rounded to even pixels; ``[W, H]``
+        is used as given.
+
+        Raises:
+            ConfigError: ``size`` is neither a side nor ``[W, H]``, or a side is outside 8..1024.
+        """
+        if isinstance(self.size, int) and not isinstance(self.size, bool):
+            width, height = source
+            long = 2 * round(self.size * max(width, height) / min(width, height) / 2)
+            width, height = (long, self.size) if width >= height else (self.size, long)
+        elif isinstance(self.size, (list, tuple)) and len(self.size) == 2:
+            width, height = self.size
+        else:
+            raise ConfigError(f"data.size: {self.size!r} must be a short side such as 48, or [W, H]")
+        if not all(isinstance(side, int) and 8 <= side <= 1024 for side in (width, height)):
+            raise ConfigError(f"data.size: {self.size} gives {width}x{height} frames; each side must be within "
+                              f"[8, 1024] px")
+        return width, height
+
+
+def frame_wh(size: int | list[int] | tuple[int, int]) -> tuple[int, int]:
+    """A recorded frame size as (width, height): an int (square frames, as datasets and checkpoints
+    from before non-square frames recorded it) or a ``[W, H]`` pair."""
+    if isinstance(size, int):
+        return size, size
+    width, height = size
+    return int(width), int(height)
 
 
 # Frame size (width, height) each synth style draws when synth.size is auto; the keys are the styles.
@@ -286,6 +319,7 @@ def _check_consistency(cfg: Config) -> None:
     if s.gap_min > s.gap_max:
         raise ConfigError(f"synth.gap_min: {s.gap_min} is larger than synth.gap_max {s.gap_max}")
     s.frame_size()  # raises on a size that is not auto, N or [W, H] of even sides
+    d.frame_size((1, 1))  # raises on a size that is neither N nor [W, H] within range
     if isinstance(t.workers, str) and t.workers != "auto":
         raise ConfigError(f"train.workers: {t.workers!r} must be auto or a number of processes")
     if isinstance(t.workers, int) and not 0 <= t.workers <= 64:

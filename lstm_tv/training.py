@@ -230,7 +230,7 @@ def open_training_data(cfg: Config, dist: Dist, reporter: Reporter) -> tuple[Pre
                                    f"lstm-tv prepare SRC {data_dir}, or set data.dir")
             reporter.info(f"no dataset at {data_dir}: generating the synthetic TV dataset into {raw} first")
             run_synth(raw, cfg, reporter)
-        reporter.info(f"no prepared dataset at {data_dir}: preparing {raw} at {cfg.data.size} px")
+        reporter.info(f"no prepared dataset at {data_dir}: preparing {raw} (data.size={cfg.data.size})")
         run_prepare(raw, data_dir, cfg, reporter)
     dist.barrier()
     data = PreparedDataset(data_dir)
@@ -239,7 +239,7 @@ def open_training_data(cfg: Config, dist: Dist, reporter: Reporter) -> tuple[Pre
                            f"{ {s: len(data.split(s)) for s in ('train', 'val', 'test')} })")
     if not data.split("val"):
         reporter.warn(f"{data.root}: no validation videos; best.ckpt follows the last epoch")
-    found = {"classes": data.classes, "background": data.background, "size": data.size}
+    found = {"classes": data.classes, "background": data.background, "size": list(data.size)}
     differ = {k: v for k, v in found.items() if getattr(cfg.data, k) != v}
     if differ:
         reporter.info(f"using the dataset's {', '.join(f'data.{k}={v}' for k, v in differ.items())} "

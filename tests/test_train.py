@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_TRAIN
 
 from lstm_tv.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from lstm_tv.config import load_config
@@ -40,7 +42,7 @@ def test_checkpoint_is_self_sufficient(tiny_config, tiny_prepared, tmp_path, mon
     run = train(load_config(None, tiny_config), reporter=QUIET)
     ckpt = load_checkpoint(run / "best.ckpt")
     assert ckpt["classes"] == ["wolf", "dog", "bear", "goldfish", "unknown"]
-    assert ckpt["size"] == 16 and len(ckpt["mean"]) == 3 and ckpt["version"] == 1
+    assert ckpt["size"] == [16, 16] and len(ckpt["mean"]) == 3 and ckpt["version"] == 1
     assert "optimizer" not in ckpt                    # best.ckpt is for using, last.ckpt for resuming
     model = model_from_checkpoint(ckpt)
     data = PreparedDataset(tiny_prepared)
@@ -263,9 +265,9 @@ def test_train_takes_classes_and_size_from_the_dataset(tiny_config, tmp_path, mo
     run = train(load_config(None, overrides + ["data.size=32", "data.classes=[a, b, c]", "data.background=c"]),
                 reporter=QUIET)
     ckpt = load_checkpoint(run / "best.ckpt")
-    assert ckpt["size"] == 16 and ckpt["classes"] == ["wolf", "dog", "bear", "goldfish", "unknown"]
+    assert ckpt["size"] == [16, 16] and ckpt["classes"] == ["wolf", "dog", "bear", "goldfish", "unknown"]
     assert ckpt["config"]["data"]["classes"] == ckpt["classes"]
-    assert "size: 16" in (run / "config.yaml").read_text()
+    assert "size: [16, 16]" in (run / "config.yaml").read_text()
 
 
 def test_nonfinite_loss_through_the_cli_is_one_line_naming_the_step(tiny_config, tmp_path, monkeypatch, cli):
@@ -355,3 +357,42 @@ def test_the_epoch_limit_ends_a_phase_and_is_said(tiny_config, tmp_path, monkeyp
     phases = load_checkpoint(run / "last.ckpt")["progress"]["phases"]
     assert [(p["name"], len(p["seconds"]), p["ended"]) for p in phases] == [
         ("joint", 1, "epoch limit (train.epochs=1)")]
+
+
+def test_a_non_square_dataset_keeps_its_shape_through_training_prediction_and_export(tmp_path, monkeypatch):
+    from lstm_tv.data.prepare import prepare_dataset
+    from lstm_tv.data.synth import generate_dataset
+    from lstm_tv.export import export_checkpoint
+    from lstm_tv.stream import load_model, predict_video
+
+    # 4:3 videos (32x24) prepared at short side 12: 16x12 frames, not a 12x12 square.
+    cfg = load_config(None, ["synth.videos=4", "synth.frames=64", "synth.size=[32, 24]", "synth.gap_min=4",
+                             "synth.gap_max=10", "data.size=12"])
+    generate_dataset(tmp_path / "raw", cfg.synth, workers=1)
+    manifest = prepare_dataset(tmp_path / "raw", tmp_path / "prepared", cfg.data, workers=1)
+    assert manifest["size"] == [16, 12]
+    data = PreparedDataset(tmp_path / "prepared")
+    assert data.size == (16, 12) and data.frames(data.videos[0]).shape[1:] == (12, 16, 3)
+
+    monkeypatch.chdir(tmp_path)
+    overrides = [o for o in TINY_TRAIN if not o.startswith("data.size")]
+    run = train(load_config(None, overrides + [f"data.dir={tmp_path / 'prepared'}", f"run.dir={tmp_path / 'run'}"]),
+                reporter=QUIET)
+    assert load_checkpoint(run / "best.ckpt")["size"] == [16, 12]
+    record, model = load_model(run / "best.ckpt", torch.device("cpu"))
+    video = next((tmp_path / "raw" / "videos").iterdir())
+    chunks = list(predict_video(model, video, record.size, torch.device("cpu"), batch=16))
+    assert sum(len(c.probs) for c in chunks) == 64
+    _, sidecar, worst = export_checkpoint(run / "best.ckpt", "onnx", tmp_path / "model.onnx")
+    info = json.loads(sidecar.read_text())
+    assert info["input"]["shape"][2:] == [12, 16, 3] and info["input"]["size"] == [16, 12] and worst < 1e-3
+
+
+def test_checkpoints_with_one_side_still_load_as_square(tiny_run, tmp_path):
+    ckpt = load_checkpoint(tiny_run["ckpt"])
+    ckpt["size"] = 16                                    # as checkpoints stored it before non-square frames
+    save_checkpoint(tmp_path / "old.ckpt", ckpt)
+    from lstm_tv.stream import load_model
+
+    record, _ = load_model(tmp_path / "old.ckpt", torch.device("cpu"))
+    assert record.size == (16, 16)
