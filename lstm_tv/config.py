@@ -50,7 +50,7 @@ class DataConfig:
     dir: str = setting("data/synth/prepared", "prepared dataset that train and evaluate read")
     raw: str = setting("data/synth/raw", "raw dataset (videos/ + labels/) that train prepares into data.dir when it is missing")
     synthesize: bool = setting(True, "generate the synthetic TV dataset into data.raw when both data.dir and data.raw are missing")
-    size: Union[int, list[int]] = setting(64, "frame size prepare resizes every frame to: the short side N (the long "
+    size: Union[int, list[int]] = setting(48, "frame size prepare resizes every frame to: the short side N (the long "
                                           "side keeps the videos' aspect ratio) or [W, H]; 8 to 1024 px", min=8, max=1024)
     classes: list[str] = setting(DEFAULT_CLASSES, "class names, in the order the model outputs them")
     background: str = setting("unknown", "background class: frames no segment covers; makes no segment in metrics")
@@ -152,8 +152,8 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = setting(8, "most joint epochs (passes over the training frames that train encoder and memory together); the phase ends sooner on a plateau or train.time", min=1)
     batch_size: int = setting(8, "clips per optimisation step (per process under torchrun)", min=1)
-    clip_frames: int = setting(256, "frames per training clip", min=1)
-    tbptt: int = setting(64, "frames per truncated-BPTT chunk; state is carried and detached between chunks", min=1)
+    clip_frames: int = setting(200, "frames per training clip", min=1)
+    tbptt: int = setting(100, "frames per truncated-BPTT chunk; state is carried and detached between chunks", min=1)
     lr: float = setting(0.003, "peak learning rate of AdamW", min=0.0, max=10.0)
     weight_decay: float = setting(0.0001, "AdamW weight decay", min=0.0, max=10.0)
     memory_epochs: int = setting(30, "most memory epochs, after the joint ones: the memory and head alone on cached frame embeddings, whole videos at a time (0 = off); the phase ends sooner on a plateau or train.time", min=0)

@@ -241,10 +241,12 @@ def open_training_data(cfg: Config, dist: Dist, reporter: Reporter) -> tuple[Pre
         reporter.warn(f"{data.root}: no validation videos; best.ckpt follows the last epoch")
     found = {"classes": data.classes, "background": data.background, "size": list(data.size)}
     differ = {k: v for k, v in found.items() if getattr(cfg.data, k) != v}
+    if differ.get("size") and cfg.data.size == min(data.size):
+        del differ["size"]  # the short side asked for: the same frames, now with their (W, H)
     if differ:
         reporter.info(f"using the dataset's {', '.join(f'data.{k}={v}' for k, v in differ.items())} "
                       f"(from {data_dir / 'manifest.json'})")
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **found))
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **found))
     return data, cfg
 
 
