@@ -11,7 +11,8 @@ seeds), against the issue's targets, and the wall time of synth + prepare + trai
 KEY=VALUE overrides go to ``lstm-tv train`` (e.g. ``train.time=5``). Use seeds nobody tuned on. Results
 are appended to ``OUT/results.jsonl`` as each run ends (a long run can be stopped and resumed: a
 (family, seed) already there is not run again); the Markdown table is printed and written to
-``OUT/table.md``. ``--amp false`` emulates CPUs without native bf16 (AVX2 only).
+``OUT/table.md``. Each result also has the CPU seconds the run used: on a machine shared with other
+work, wall time measures the load as much as the recipe. ``--amp false`` emulates CPUs without native bf16 (AVX2 only).
 """
 
 from __future__ import annotations
@@ -55,20 +56,28 @@ def run_one(family: str, seed: int, amp: str, overrides: list[str], out: Path) -
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     with open(work / "log.txt", "w") as log:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), _children_cpu()
         cli("synth", "raw", *spec["synth"], "--seed", str(seed), cwd=work, log=log)
         cli("prepare", "raw", "prepared", *spec["prepare"], cwd=work, log=log)
         prepared = time.perf_counter()
         cli("train", "data.dir=prepared", "run.dir=run", f"train.amp={amp}", f"train.seed={seed}", *overrides,
             cwd=work, log=log)
-        trained = time.perf_counter()
+        trained, cpu_trained = time.perf_counter(), _children_cpu()
         cli("evaluate", "run/best.ckpt", "--data", "prepared", "--split", "test",
             "--report", "test.json", cwd=work, log=log)
     report = json.loads((work / "test.json").read_text())
     return {"family": family, "seed": seed, "amp": amp, "overrides": overrides,
             "masked_accuracy": report.get("masked_accuracy"), "frame_accuracy": report["frame_accuracy"],
             "macro_f1": report.get("macro_f1"), "seconds_data": round(prepared - start, 1),
-            "seconds_train": round(trained - prepared, 1), "seconds_total": round(trained - start, 1)}
+            "seconds_train": round(trained - prepared, 1), "seconds_total": round(trained - start, 1),
+            # CPU seconds of synth + prepare + train: on a shared machine, wall time says more about the load.
+            "cpu_seconds_total": round(cpu_trained - cpu_start, 1)}
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes so far."""
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def cpu_model() -> str:
@@ -84,7 +93,7 @@ def cpu_model() -> str:
 def table(results: list[dict]) -> str:
     """The Markdown table: per family, mean and min of each accuracy over seeds, the targets, wall time."""
     lines = ["| family | seeds | masked acc mean / min | frame acc mean / min | target masked / frame "
-             "| wall time mean (data + train) | amp |", "|---|---|---|---|---|---|---|"]
+             "| wall time mean (data + train) | CPU time mean | amp |", "|---|---|---|---|---|---|---|---|"]
     for family in FAMILIES:
         rows = [r for r in results if r["family"] == family]
         if not rows:
@@ -94,10 +103,12 @@ def table(results: list[dict]) -> str:
         total = statistics.mean(r["seconds_total"] for r in rows)
         data = statistics.mean(r["seconds_data"] for r in rows)
         tm, tf = FAMILIES[family]["targets"]
+        cpu = [r["cpu_seconds_total"] for r in rows if r.get("cpu_seconds_total") is not None]
+        cpu_text = f"{statistics.mean(cpu) / 60:.1f} min" if cpu else "-"
         lines.append(f"| {family} | {', '.join(str(r['seed']) for r in rows)} "
                      f"| {statistics.mean(masked):.3f} / {min(masked):.3f} | {statistics.mean(frame):.3f} / "
                      f"{min(frame):.3f} | {tm} / {tf} | {total / 60:.1f} min ({data / 60:.1f} + "
-                     f"{(total - data) / 60:.1f}) | {rows[0]['amp']} |")
+                     f"{(total - data) / 60:.1f}) | {cpu_text} | {rows[0]['amp']} |")
     return "\n".join(lines)
 
 

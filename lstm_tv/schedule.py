@@ -6,7 +6,8 @@ rules, checked after each of its epochs (:func:`phase_end`):
 * **plateau**: its validation metric (:data:`PHASE_METRIC`) has not improved by :data:`MIN_DELTA` for
   ``train.patience`` epochs;
 * **time budget**: ``train.time`` minutes cover the whole run; each phase gets its :data:`PHASE_SHARE`
-  of them plus what the phases before it left unused, and ends when its next epoch would overrun that;
+  of them plus what the phases before it left unused, and ends when its next epoch would overrun that
+  (judged from its second epoch on: a first epoch does one-off work);
 * **epoch limit**: ``train.epochs`` / ``train.memory_epochs``.
 
 The plateau and epoch rules read only the metrics history, so a resumed run ends where an uninterrupted
@@ -102,6 +103,18 @@ def typical_epoch(seconds: list[float]) -> float:
     return statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
 
 
+def _over_budget(seconds: list[float], budget: float) -> bool:
+    """Whether a phase that took ``seconds`` per epoch must stop to stay within ``budget``.
+
+    After its first epoch alone a phase stops only once the budget is spent: that epoch's one-off work
+    (the memory phase encodes every training video in it, then runs at thousands of frames/s) says
+    nothing about the next. From the second on, it stops when a typical epoch more would overrun.
+    """
+    if len(seconds) == 1:
+        return seconds[0] >= budget
+    return sum(seconds) + typical_epoch(seconds) > budget
+
+
 def phase_end(cfg: Config, phase: str, rows: list[dict], seconds: list[float], budget: float | None) -> str | None:
     """Why ``phase`` ends after its epochs so far, or None when it goes on.
 
@@ -118,7 +131,7 @@ def phase_end(cfg: Config, phase: str, rows: list[dict], seconds: list[float], b
         return f"{name} did not improve for {patience} epochs"
     if len(rows) >= limit:
         return f"epoch limit ({EPOCH_KEYS[phase]}={limit})"
-    if budget is not None and sum(seconds) + typical_epoch(seconds) > budget:
+    if budget is not None and _over_budget(seconds, budget):
         return f"time budget (train.time={cfg.train.time:g} min)"
     return None
 

@@ -70,6 +70,11 @@ def test_the_time_budget_is_shared_and_what_a_phase_leaves_goes_to_the_next():
     times = [60.0, 55.0, 55.0, 55.0, 55.0, 55.0]
     assert phase_end(cfg, "joint", history[:5], times[:5], 360.0) is None
     assert phase_end(cfg, "joint", history[:6], times, 360.0) == "time budget (train.time=10 min)"
+    # A slow first epoch (the memory phase encodes every video in it) is no estimate of the next ones:
+    # the phase goes on while budget is left, and stops once it is spent.
+    assert phase_end(cfg, "memory", history[:1], [60.0], 70.0) is None
+    assert phase_end(cfg, "memory", history[:2], [60.0, 2.0], 70.0) is None
+    assert phase_end(cfg, "joint", history[:1], [400.0], 360.0) == "time budget (train.time=10 min)"
 
 
 def test_the_estimate_never_passes_the_time_budget():
