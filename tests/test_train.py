@@ -315,6 +315,15 @@ def test_best_epoch_ties_go_to_the_better_frame_accuracy():
     assert best_values(cfg, {"frame_accuracy": 0.5}, QUIET, warned) == ("frame_accuracy", [0.5, 0.5])
 
 
+def constant_metrics(model, data, videos, *args, **kwargs):
+    """Stands in for validation: the same metrics every epoch, so nothing ever improves."""
+    from lstm_tv.metrics import FrameMetrics
+
+    metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
+    metrics.update(np.array([0, 1, 4]), np.array([0, 0, 4]), np.array([1, 0, 0]))
+    return metrics
+
+
 class Said(Reporter):
     """A silent reporter that keeps the lines training says."""
 
@@ -328,12 +337,6 @@ class Said(Reporter):
 
 def test_each_phase_ends_when_its_metric_stops_improving_and_says_why(tiny_config, tmp_path, monkeypatch):
     import lstm_tv.training as training
-    from lstm_tv.metrics import FrameMetrics
-
-    def constant_metrics(model, data, videos, *args, **kwargs):   # validation that never improves
-        metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
-        metrics.update(np.array([0, 1, 4]), np.array([0, 0, 4]), np.array([1, 0, 0]))
-        return metrics
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(training, "evaluate_model", constant_metrics)
@@ -396,3 +399,30 @@ def test_checkpoints_with_one_side_still_load_as_square(tiny_run, tmp_path):
 
     record, _ = load_model(tmp_path / "old.ckpt", torch.device("cpu"))
     assert record.size == (16, 16)
+
+
+def test_resume_after_a_plateau_ended_the_joint_phase_goes_on_with_the_memory_phase(tiny_config, tmp_path,
+                                                                                     monkeypatch):
+    import lstm_tv.training as training
+    from lstm_tv.phases import MemoryPhase
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(training, "evaluate_model", constant_metrics)
+    base = tiny_config + ["train.epochs=5", "train.memory_epochs=4", "train.patience=1"]
+    whole = train(load_config(None, base + [f"run.dir={tmp_path / 'whole'}"]), reporter=QUIET)
+    real = MemoryPhase.run_epoch
+
+    def interrupted(*args, **kwargs):                             # stopped in the first memory epoch
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MemoryPhase, "run_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(load_config(None, base + [f"run.dir={tmp_path / 'cut'}"]), reporter=QUIET)
+    monkeypatch.setattr(MemoryPhase, "run_epoch", real)
+    resumed = train(None, resume=tmp_path / "cut", reporter=QUIET)
+    a, b = (load_checkpoint(r / "last.ckpt")["progress"] for r in (whole, resumed))
+    # Joint ends on its plateau after epoch 2; the memory phase after epoch 4 -- in both runs.
+    assert [(r["epoch"], r["phase"]) for r in b["history"]] == [(1, "joint"), (2, "joint"), (3, "memory"),
+                                                                 (4, "memory")]
+    assert [(p["name"], p["ended"]) for p in a["phases"]] == [(p["name"], p["ended"]) for p in b["phases"]]
+    assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
