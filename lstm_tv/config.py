@@ -66,15 +66,15 @@ class DataConfig:
     def frame_size(self, source: tuple[int, int]) -> tuple[int, int]:
         """The (width, height) prepare resizes frames of ``source`` (width, height) to.
 
-        A short side keeps the source's aspect ratio, the long side rounded to even pixels; ``[W, H]``
-        is used as given.
+        A short side keeps the source's aspect ratio (the long side rounded to whole pixels; stored
+        frames need no even sides); ``[W, H]`` is used as given.
 
         Raises:
             ConfigError: ``size`` is neither a side nor ``[W, H]``, or a side is outside 8..1024.
         """
         if isinstance(self.size, int) and not isinstance(self.size, bool):
             width, height = source
-            long = 2 * round(self.size * max(width, height) / min(width, height) / 2)
+            long = round(self.size * max(width, height) / min(width, height))
             width, height = (long, self.size) if width >= height else (self.size, long)
         elif isinstance(self.size, (list, tuple)) and len(self.size) == 2:
             width, height = self.size
