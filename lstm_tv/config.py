@@ -174,7 +174,9 @@ class TrainConfig:
     best_metric: str = setting("masked_accuracy", "validation metric that picks best.ckpt (frame_accuracy when data has no masks)",
                                choices=tuple(m.key for m in TRACKED))
     workers: Union[int, str] = setting("auto", "data-loader worker processes: 0 = load in the training process; auto = 0 on machines with up to 2 cores (workers would compete with training for them), else min(4, cores - 2)")
-    steps_per_epoch: int = setting(0, "optimisation steps per epoch (0 = enough clips to cover the training frames once)", min=0)
+    steps_per_epoch: int = setting(0, "optimisation steps per epoch (0 = enough clips to cover train.epoch_frames of the training frames)", min=0)
+    epoch_frames: float = setting(1.0, "share of the training frames one joint epoch covers, in clips drawn across all videos; below 1, "
+                                  "the plateau and time rules judge the encoder more often", min=0.01, max=1.0)
 
 
 @dataclass
