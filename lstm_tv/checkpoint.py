@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from lstm_tv import __version__
-from lstm_tv.config import Config, from_dict
+from lstm_tv.config import Config, frame_wh, from_dict
 from lstm_tv.errors import CheckpointError, ConfigError
 from lstm_tv.fileio import atomic_path
 
@@ -37,9 +37,10 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def checkpoint_payload(model: torch.nn.Module, cfg: Config, *, classes: list[str], background: str, size: int,
-                       fps: float, **extra: Any) -> dict[str, Any]:
-    """The dict stored in a checkpoint: model weights and everything needed to use them alone."""
+def checkpoint_payload(model: torch.nn.Module, cfg: Config, *, classes: list[str], background: str,
+                       size: tuple[int, int], fps: float, **extra: Any) -> dict[str, Any]:
+    """The dict stored in a checkpoint: model weights and everything needed to use them alone
+    (``size``: the frames' (width, height), stored as ``[W, H]``)."""
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -47,7 +48,7 @@ def checkpoint_payload(model: torch.nn.Module, cfg: Config, *, classes: list[str
         "config": cfg.to_dict(),
         "classes": list(classes),
         "background": background,
-        "size": int(size),
+        "size": list(frame_wh(size)),
         "fps": float(fps),
         "mean": model.mean.flatten().tolist(),
         "std": model.std.flatten().tolist(),
@@ -102,8 +103,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def _check_fields(ckpt: dict, path: Path) -> None:
     """The fields every command relies on have the right types (a file from elsewhere may hold anything)."""
     size, classes = ckpt["size"], ckpt["classes"]
-    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 4096:
-        raise CheckpointError(f"{path}: frame size {size!r} is not a positive number of pixels")
+    sides = size if isinstance(size, list) and len(size) == 2 else [size]  # [W, H], or one side (older files)
+    if not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 4096 for s in sides):
+        raise CheckpointError(f"{path}: frame size {size!r} is not [W, H] (or one side) in pixels")
     if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
         raise CheckpointError(f"{path}: class list {classes!r} is not a list of at least 2 names")
     if ckpt["background"] not in classes:
@@ -141,7 +143,7 @@ class CheckpointRecord:
         config: the resolved config the model was trained with.
         classes: class names, in the order of the model's outputs.
         background: the background class (one of ``classes``).
-        size: frame side in pixels the model reads (square frames).
+        size: (width, height) in pixels of the frames the model reads (older files store one side: square).
         fps: frame rate of the training data, None when unknown (see :attr:`frame_rate`).
         mean, std: per-channel normalisation (RGB, on the [0, 1] scale) the model applies itself; None
             in a file that does not record it (the weights' ``mean``/``std`` buffers still hold it).
@@ -157,7 +159,7 @@ class CheckpointRecord:
     config: Config
     classes: tuple[str, ...]
     background: str
-    size: int
+    size: tuple[int, int]
     weights: dict[str, torch.Tensor]
     fps: float | None = None
     mean: tuple[float, ...] | None = None
@@ -182,7 +184,7 @@ class CheckpointRecord:
         fps = ckpt.get("fps")
         return cls(
             config=config_of(ckpt, path), classes=tuple(ckpt["classes"]), background=ckpt["background"],
-            size=ckpt["size"], weights=ckpt["model"],
+            size=frame_wh(ckpt["size"]), weights=ckpt["model"],
             fps=float(fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0 else None,
             mean=tuple(ckpt["mean"]) if "mean" in ckpt else None, std=tuple(ckpt["std"]) if "std" in ckpt else None,
             temperature=float(temperature), version=ckpt["version"], lstm_tv_version=ckpt.get("lstm_tv_version"),
@@ -192,7 +194,7 @@ class CheckpointRecord:
         """The dict :func:`save_checkpoint` writes: ``load_record(save(to_payload()))`` gives this record back."""
         payload = {"format": FORMAT, "version": self.version, "lstm_tv_version": self.lstm_tv_version,
                    "config": self.config.to_dict(), "classes": list(self.classes), "background": self.background,
-                   "size": self.size, "fps": self.fps, "temperature": self.temperature, "model": self.weights}
+                   "size": list(self.size), "fps": self.fps, "temperature": self.temperature, "model": self.weights}
         if self.mean is not None:
             payload["mean"] = list(self.mean)
         if self.std is not None:

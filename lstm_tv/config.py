@@ -50,7 +50,8 @@ class DataConfig:
     dir: str = setting("data/synth/prepared", "prepared dataset that train and evaluate read")
     raw: str = setting("data/synth/raw", "raw dataset (videos/ + labels/) that train prepares into data.dir when it is missing")
     synthesize: bool = setting(True, "generate the synthetic TV dataset into data.raw when both data.dir and data.raw are missing")
-    size: int = setting(64, "frame side in pixels that prepare resizes every frame to (square)", min=8, max=1024)
+    size: Union[int, list[int]] = setting(64, "frame size prepare resizes every frame to: the short side N (the long "
+                                          "side keeps the videos' aspect ratio) or [W, H]; 8 to 1024 px", min=8, max=1024)
     classes: list[str] = setting(DEFAULT_CLASSES, "class names, in the order the model outputs them")
     background: str = setting("unknown", "background class: frames no segment covers; makes no segment in metrics")
     split_ratios: list[float] = setting([0.7, 0.15, 0.15], "train/val/test shares for videos not named in splits.csv")
@@ -60,6 +61,38 @@ class DataConfig:
         "error", "a tool label that is neither a class nor in data.class_map: error, or background "
         "(its frames become data.background)", choices=("error", "background"))
     eaf_tier: str = setting("", "ELAN .eaf files: the tier holding the labels (empty = the file's only tier)")
+
+
+    def frame_size(self, source: tuple[int, int]) -> tuple[int, int]:
+        """The (width, height) prepare resizes frames of ``source`` (width, height) to.
+
+        A short side keeps the source's aspect ratio (the long side rounded to whole pixels; stored
+        frames need no even sides); ``[W, H]`` is used as given.
+
+        Raises:
+            ConfigError: ``size`` is neither a side nor ``[W, H]``, or a side is outside 8..1024.
+        """
+        if isinstance(self.size, int) and not isinstance(self.size, bool):
+            width, height = source
+            long = round(self.size * max(width, height) / min(width, height))
+            width, height = (long, self.size) if width >= height else (self.size, long)
+        elif isinstance(self.size, (list, tuple)) and len(self.size) == 2:
+            width, height = self.size
+        else:
+            raise ConfigError(f"data.size: {self.size!r} must be a short side such as 48, or [W, H]")
+        if not all(isinstance(side, int) and 8 <= side <= 1024 for side in (width, height)):
+            raise ConfigError(f"data.size: {self.size} gives {width}x{height} frames; each side must be within "
+                              f"[8, 1024] px")
+        return width, height
+
+
+def frame_wh(size: int | list[int] | tuple[int, int]) -> tuple[int, int]:
+    """A recorded frame size as (width, height): an int (square frames, as datasets and checkpoints
+    from before non-square frames recorded it) or a ``[W, H]`` pair."""
+    if isinstance(size, int):
+        return size, size
+    width, height = size
+    return int(width), int(height)
 
 
 # Frame size (width, height) each synth style draws when synth.size is auto; the keys are the styles.
@@ -117,13 +150,16 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = setting(8, "joint epochs: passes over the training frames that train encoder and memory together", min=1)
+    epochs: int = setting(8, "most joint epochs (passes over the training frames that train encoder and memory "
+                          "together); the phase ends sooner on a plateau or train.time", min=1)
     batch_size: int = setting(8, "clips per optimisation step (per process under torchrun)", min=1)
     clip_frames: int = setting(256, "frames per training clip", min=1)
     tbptt: int = setting(64, "frames per truncated-BPTT chunk; state is carried and detached between chunks", min=1)
     lr: float = setting(0.003, "peak learning rate of AdamW", min=0.0, max=10.0)
     weight_decay: float = setting(0.0001, "AdamW weight decay", min=0.0, max=10.0)
-    memory_epochs: int = setting(30, "epochs after train.epochs that train the memory and head alone on cached frame embeddings, whole videos at a time (0 = off)", min=0)
+    memory_epochs: int = setting(30, "most memory epochs, after the joint ones: the memory and head alone on cached "
+                                 "frame embeddings, whole videos at a time (0 = off); the phase ends sooner on a "
+                                 "plateau or train.time", min=0)
     memory_lr: float = setting(0.003, "peak learning rate of the memory epochs (cosine decay, no warm-up)", min=0.0, max=10.0)
     warmup: float = setting(0.5, "epochs of linear learning-rate warm-up before the cosine decay", min=0.0)
     grad_clip: float = setting(1.0, "clip the gradient norm to this (0 = off); recurrent nets explode", min=0.0)
@@ -136,11 +172,18 @@ class TrainConfig:
     seed: int = setting(0, "random seed; CPU runs with the same seed repeat exactly", min=0)
     nonfinite: str = setting("stop", "a non-finite loss or gradient: stop (with a message naming the step; the last checkpoint is kept) or skip the step and count it",
                              choices=("stop", "skip"))
-    patience: int = setting(0, "stop after this many epochs without a better best_metric (0 = never)", min=0)
+    patience: int = setting(3, "a phase ends after this many epochs without a better validation metric (joint: "
+                            "frame accuracy, memory: masked accuracy; 0 = run every epoch)", min=0)
+    time: float = setting(0.0, "minutes the whole run may take (0 = no limit): each phase gets a share, and a "
+                          "phase that ends early leaves its time to the next", min=0.0)
     best_metric: str = setting("masked_accuracy", "validation metric that picks best.ckpt (frame_accuracy when data has no masks)",
                                choices=tuple(m.key for m in TRACKED))
     workers: Union[int, str] = setting("auto", "data-loader worker processes: 0 = load in the training process; auto = 0 on machines with up to 2 cores (workers would compete with training for them), else min(4, cores - 2)")
-    steps_per_epoch: int = setting(0, "optimisation steps per epoch (0 = enough clips to cover the training frames once)", min=0)
+    steps_per_epoch: int = setting(0, "optimisation steps per epoch (0 = enough clips to cover train.epoch_frames "
+                                   "of the training frames)", min=0)
+    epoch_frames: float = setting(1.0, "share of the training frames one joint epoch covers, in clips drawn across "
+                                  "all videos; below 1, the plateau and time rules judge the encoder more often",
+                                  min=0.01, max=1.0)
 
 
 @dataclass
@@ -295,6 +338,7 @@ def _check_consistency(cfg: Config) -> None:
     if s.gap_min > s.gap_max:
         raise ConfigError(f"synth.gap_min: {s.gap_min} is larger than synth.gap_max {s.gap_max}")
     s.frame_size()  # raises on a size that is not auto, N or [W, H] of even sides
+    d.frame_size((1, 1))  # raises on a size that is neither N nor [W, H] within range
     if isinstance(t.workers, str) and t.workers != "auto":
         raise ConfigError(f"train.workers: {t.workers!r} must be auto or a number of processes")
     if isinstance(t.workers, int) and not 0 <= t.workers <= 64:

@@ -49,8 +49,9 @@ def evaluate_checkpoint(checkpoint, *, data_dir=None, split: str = "test", repor
         raise CheckpointError(f"{checkpoint}: trained on classes {list(ckpt.classes)} but {data.root} has "
                               f"{data.classes}; evaluate on data with the same classes")
     if data.size != ckpt.size:
-        raise CheckpointError(f"{checkpoint}: trained at {ckpt.size} px but {data.root} is prepared at "
-                              f"{data.size} px; prepare the data with data.size={ckpt.size}")
+        raise CheckpointError(f"{checkpoint}: trained at {ckpt.size[0]}x{ckpt.size[1]} px but {data.root} is "
+                              f"prepared at {data.size[0]}x{data.size[1]} px; prepare the data with "
+                              f"data.size=[{ckpt.size[0]},{ckpt.size[1]}]")
     videos = data.split(split)
     if not videos:
         raise DatasetError(f"{data.root}: no {split} videos to evaluate")

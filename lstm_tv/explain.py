@@ -86,7 +86,7 @@ def has_gates(model: FrameClassifier) -> bool:
     return type(model.cell).has_gates
 
 
-def explain_video(model: FrameClassifier, path: str | Path, size: int, device: torch.device, *,
+def explain_video(model: FrameClassifier, path: str | Path, size: tuple[int, int], device: torch.device, *,
                   layer: int = -1, batch: int = DEFAULT_BATCH, cap: int = 2048,
                   truth: TruthLabels | None = None, frame_time: float | None = None, progress=None,
                   temperature: float = 1.0) -> Explanation:
@@ -94,7 +94,7 @@ def explain_video(model: FrameClassifier, path: str | Path, size: int, device: t
 
     Args:
         model: a classifier whose cell has gates (:func:`has_gates`), in eval mode on ``device``.
-        path: the video; ``size`` the model's frame size.
+        path: the video; ``size`` the model's frame (width, height).
         layer: the memory layer to show (0 = first, -1 = last).
         batch: decoded frames per chunk; the state is carried from chunk to chunk.
         cap: keep between ``cap`` and ``2 * cap`` points per curve (see :class:`BoundedTrace`).

@@ -9,7 +9,7 @@ Inputs and outputs, by name (the ONNX graph's names; TorchScript takes and retur
 ========================  =====================================  ============================================
 input                     shape, dtype                           meaning
 ========================  =====================================  ============================================
-``frames``                (batch, time, size, size, 3) uint8     RGB frames, HWC, resized to ``size``; the
+``frames``                (batch, time, H, W, 3) uint8           RGB frames, HWC, resized to ``size`` (W, H); the
                                                                  model normalises them itself
 state inputs (by cell)    see below, float32                     the memory after the previous chunk
                                                                  (zeros at the start of a video)
@@ -125,11 +125,12 @@ def describe(record: CheckpointRecord, model: FrameClassifier, fmt: str, model_f
         "fps": record.fps,
         "input": {
             "name": "frames",
-            "shape": ["batch", time_dim, size, size, 3],
+            "shape": ["batch", time_dim, size[1], size[0], 3],
             "dtype": "uint8",
             "layout": "batch, time, height, width, channel (RGB)",
-            "size": size,
-            "resize": f"every frame to {size}x{size} pixels, aspect ratio not kept (lstm-tv uses FFmpeg's area filter)",
+            "size": list(size),  # [width, height]
+            "resize": f"every frame to {size[0]}x{size[1]} (width x height) pixels, aspect ratio not kept "
+                      f"(lstm-tv uses FFmpeg's area filter)",
             "normalisation": "inside the model: (frames / 255 - mean) / std per channel; feed raw uint8",
             "mean": [float(v) for v in (record.mean or model.mean.flatten().tolist())],
             "std": [float(v) for v in (record.std or model.std.flatten().tolist())],
@@ -146,9 +147,9 @@ def describe(record: CheckpointRecord, model: FrameClassifier, fmt: str, model_f
     }
 
 
-def _example_frames(size: int, steps: int, seed: int) -> Tensor:
+def _example_frames(size: tuple[int, int], steps: int, seed: int) -> Tensor:
     gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (1, steps, size, size, 3), dtype=torch.uint8, generator=gen)
+    return torch.randint(0, 256, (1, steps, size[1], size[0], 3), dtype=torch.uint8, generator=gen)  # (1, T, H, W, 3)
 
 
 def _export_onnx(step: StreamingStep, example: tuple[Tensor, ...], names: tuple[str, ...], batch_dim: int,
@@ -183,7 +184,7 @@ def _runner(fmt: str, path: Path, names: tuple[str, ...]):
     return run_ts
 
 
-def verify_stream(run, model: FrameClassifier, size: int, lengths: list[int], *, seed: int = 0) -> float:
+def verify_stream(run, model: FrameClassifier, size: tuple[int, int], lengths: list[int], *, seed: int = 0) -> float:
     """Stream random chunks through ``run`` (see :func:`_runner`) and the model, state carried in each.
 
     Returns:

@@ -39,12 +39,13 @@ def loader_workers(setting: int | str) -> int:
 
 
 def clips_per_epoch(cfg: Config, data: PreparedDataset, world: int) -> int:
-    """Clips drawn per epoch over all ranks: ``steps_per_epoch`` batches, or enough to cover the
-    training frames once; a multiple of the global batch."""
+    """Clips drawn per epoch over all ranks: ``steps_per_epoch`` batches, or enough to cover
+    ``train.epoch_frames`` of the training frames (clips drawn across all videos); a multiple of the
+    global batch."""
     global_batch = cfg.train.batch_size * world
     if cfg.train.steps_per_epoch:
         return cfg.train.steps_per_epoch * global_batch
-    frames = sum(v.frames for v in data.split("train"))
+    frames = sum(v.frames for v in data.split("train")) * cfg.train.epoch_frames
     clips = math.ceil(frames / cfg.train.clip_frames)
     return max(1, math.ceil(clips / global_batch)) * global_batch
 

@@ -345,7 +345,8 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
     truths = [read_truth(job.labels, record, info) if job.labels else None
               for job, info in zip(jobs, infos, strict=True)]
     shown = escape(f"{path} -> {path.resolve()}" if checkpoint is None else str(path))
-    reporter.info(f"checkpoint [bold]{shown}[/] ({record.size} px, {record.cell} cell, {dev}, encoder in {precision})")
+    reporter.info(f"checkpoint [bold]{shown}[/] ({record.size[0]}x{record.size[1]} px, {record.cell} cell, {dev}, "
+                  f"encoder in {precision})")
     summaries = []
     for job, info, truth in zip(jobs, infos, truths, strict=True):
         step = stride_for(info, stride, fps)

@@ -34,8 +34,19 @@ class Progress:
     epoch: int = 0                      # epochs completed
     best_value: list[float] | None = None  # best [train.best_metric, frame accuracy] so far, larger = better
     best_epoch: int = 0
-    stale_epochs: int = 0               # epochs since the best one (early stopping)
+    stale_epochs: int = 0               # epochs since the best one
     history: list[dict] = field(default_factory=list)  # metrics.csv rows
+    # The phases so far, in order: {"name", "seconds": [wall time per epoch], "ended": why it ended, or ""}.
+    phases: list[dict] = field(default_factory=list)
+
+    def phase_rows(self) -> list[dict]:
+        """The ``metrics.csv`` rows of the current (last) phase."""
+        current = self.phases[-1]
+        return self.history[len(self.history) - len(current["seconds"]):]
+
+    def used(self) -> dict[str, float]:
+        """Seconds each phase has taken so far."""
+        return {p["name"]: sum(p["seconds"]) for p in self.phases}
 
     def record(self, row: dict, value: list[float] | None) -> bool:
         """Add an epoch's ``metrics.csv`` row and its :func:`best_values`; True when it is the best so far."""
@@ -162,10 +173,24 @@ def restore(ckpt: dict, path: Path, model, opt) -> Progress:
         opt.optimizer.load_state_dict(ckpt["optimizer"])
         opt.scheduler.load_state_dict(ckpt["scheduler"])
         p = ckpt["progress"]
-        progress = Progress(p["epoch"], p["best_value"], p["best_epoch"], p["stale_epochs"], list(p["history"]))
+        progress = Progress(p["epoch"], p["best_value"], p["best_epoch"], p["stale_epochs"], list(p["history"]),
+                            list(p.get("phases") or phases_of_history(p["history"])))
         torch.set_rng_state(ckpt["rng"]["torch"])
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise CheckpointError(f"{path}: its training state cannot be restored ({type(e).__name__}: "
                               f"{reason}); resume from a run's own last.ckpt") from None
     return progress
+
+
+def phases_of_history(history: list[dict]) -> list[dict]:
+    """The phases of a checkpoint written before runs recorded them (fixed epoch counts): each phase's
+    epochs from the rows, their times from the rows' training seconds, every phase but the last ended."""
+    phases: list[dict] = []
+    for row in history:
+        if not phases or phases[-1]["name"] != row["phase"]:
+            if phases:
+                phases[-1]["ended"] = "epoch limit"
+            phases.append({"name": row["phase"], "seconds": [], "ended": ""})
+        phases[-1]["seconds"].append(float(row.get("seconds") or 0.0))
+    return phases

@@ -1,6 +1,19 @@
-"""The epochs of a run, phase by phase, and an estimate of the time a run has left from measured epochs.
+"""The phases of a run and when each ends, and an estimate of the time a run has left from measured epochs.
 
-A run is ``train.epochs`` joint epochs, then ``train.memory_epochs`` memory epochs (:mod:`lstm_tv.phases`).
+A run is joint epochs, then memory epochs (:mod:`lstm_tv.phases`). A phase ends by the first of three
+rules, checked after each of its epochs (:func:`phase_end`):
+
+* **plateau**: its validation metric (:data:`PHASE_METRIC`) has not improved by :data:`MIN_DELTA` for
+  ``train.patience`` epochs;
+* **time budget**: ``train.time`` minutes cover the whole run; each phase gets its :data:`PHASE_SHARE`
+  of them plus what the phases before it left unused, and ends when its next epoch would overrun that
+  (judged from its second epoch on: a first epoch does one-off work);
+* **epoch limit**: ``train.epochs`` / ``train.memory_epochs``.
+
+The plateau and epoch rules read only the metrics history, so a resumed run ends where an uninterrupted
+one would. The time rule reads the epoch times the run recorded (kept in ``last.ckpt``): a resumed run
+continues with the budget it had left; the time it spent stopped does not count.
+
 :class:`RemainingTime` times each epoch (training and validation together) and extrapolates: within
 a phase every epoch does the same work, so the phase's typical epoch time times the epochs it has left,
 plus the same for the phases still to come.
@@ -13,20 +26,114 @@ from dataclasses import dataclass, field
 
 from lstm_tv.config import Config
 
+# The validation metric each phase follows (its metrics.csv column, and its name in messages): the
+# encoder learns what a frame shows; the memory learns what the masked frames hide. Without masks
+# the memory phase follows frame accuracy.
+PHASE_METRIC = {"joint": ("val_frame_accuracy", "val frame accuracy"),
+                "memory": ("val_masked_accuracy", "val masked accuracy")}
+FALLBACK_METRIC = ("val_frame_accuracy", "val frame accuracy")
+MIN_DELTA = 1e-3  # a smaller gain is noise (one frame in a thousand), not progress
+# Share of train.time per phase. Joint epochs cost the most (every frame through the CNN with gradients);
+# memory epochs on cached embeddings are cheap, but the memory needs many of them.
+PHASE_SHARE = {"joint": 0.6, "memory": 0.4}
+EPOCH_KEYS = {"joint": "train.epochs", "memory": "train.memory_epochs"}
+
 
 def phase_plan(cfg: Config) -> list[tuple[str, int]]:
-    """``[(phase name, epochs), ...]`` in the order they run (phases of 0 epochs left out)."""
+    """``[(phase name, most epochs), ...]`` in the order they run (phases of 0 epochs left out)."""
     return [(name, n) for name, n in (("joint", cfg.train.epochs), ("memory", cfg.train.memory_epochs)) if n > 0]
 
 
 def total_epochs(cfg: Config) -> int:
-    """Joint epochs followed by memory epochs."""
+    """The most epochs a run can have: joint epochs followed by memory epochs."""
     return cfg.train.epochs + cfg.train.memory_epochs
 
 
-def phase_of(cfg: Config, epoch: int) -> str:
-    """The phase epoch ``epoch`` (from 1) belongs to."""
-    return "joint" if epoch <= cfg.train.epochs else "memory"
+def next_phase(cfg: Config, phases: list[dict]) -> str | None:
+    """The phase the next epoch belongs to, given the phases so far (``[{"name", "ended", ...}]``,
+    see :class:`~lstm_tv.rundir.Progress`); None when the last phase has ended."""
+    names = [name for name, _ in phase_plan(cfg)]
+    if not phases:
+        return names[0]
+    current = phases[-1]
+    if not current["ended"]:
+        return current["name"]
+    later = names[names.index(current["name"]) + 1:]
+    return later[0] if later else None
+
+
+def stale_epochs(values: list[float | None]) -> int | None:
+    """Epochs since the best of ``values`` (one per epoch, larger = better; a gain under MIN_DELTA
+    does not count); None when an epoch has no value (no validation)."""
+    best, stale = None, 0
+    for value in values:
+        if value is None:
+            return None
+        if best is None or value > best + MIN_DELTA:
+            best, stale = value, 0
+        else:
+            stale += 1
+    return stale
+
+
+def phase_metric(phase: str, rows: list[dict]) -> tuple[str, list[float | None]]:
+    """The name and per-epoch values of the metric ``phase`` follows, from its ``metrics.csv`` rows."""
+    column, name = PHASE_METRIC[phase]
+    if any(row.get(column) is None for row in rows):
+        column, name = FALLBACK_METRIC
+    return name, [row.get(column) for row in rows]
+
+
+def allotment(cfg: Config, phase: str, used: dict[str, float]) -> float | None:
+    """Seconds ``phase`` may use under ``train.time``: its share of the budget plus what the phases
+    before it left unused (``used``: seconds each phase took); None without a budget."""
+    if not cfg.train.time:
+        return None
+    names = [name for name, _ in phase_plan(cfg)]
+    shares = [PHASE_SHARE[name] / sum(PHASE_SHARE[n] for n in names) for name in names]
+    i = names.index(phase)
+    if i == len(names) - 1:
+        return cfg.train.time * 60 - sum(used.get(n, 0.0) for n in names[:i])
+    return cfg.train.time * 60 * sum(shares[:i + 1]) - sum(used.get(n, 0.0) for n in names[:i])
+
+
+def typical_epoch(seconds: list[float]) -> float:
+    """The expected time of a phase's next epoch: the median of its epochs after the first (which does
+    one-off work: warm-up, the memory phase's encoding), or the first when it is the only one."""
+    return statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
+
+
+def _over_budget(seconds: list[float], budget: float) -> bool:
+    """Whether a phase that took ``seconds`` per epoch must stop to stay within ``budget``.
+
+    After its first epoch alone a phase stops only once the budget is spent: that epoch's one-off work
+    (the memory phase encodes every training video in it, then runs at thousands of frames/s) says
+    nothing about the next. From the second on, it stops when a typical epoch more would overrun.
+    """
+    if len(seconds) == 1:
+        return seconds[0] >= budget
+    return sum(seconds) + typical_epoch(seconds) > budget
+
+
+def phase_end(cfg: Config, phase: str, rows: list[dict], seconds: list[float], budget: float | None) -> str | None:
+    """Why ``phase`` ends after its epochs so far, or None when it goes on.
+
+    Args:
+        rows: the phase's ``metrics.csv`` rows so far (validation values in ``val_*``).
+        seconds: the wall time of each of those epochs.
+        budget: the seconds it may use (:func:`allotment`), or None.
+    """
+    limit = dict(phase_plan(cfg))[phase]
+    patience = cfg.train.patience
+    name, values = phase_metric(phase, rows)
+    stale = stale_epochs(values)
+    if patience and stale is not None and stale >= patience:
+        return f"{name} did not improve for {patience} epochs"
+    if len(rows) >= limit:
+        return f"epoch limit ({EPOCH_KEYS[phase]}={limit})"
+    if budget is not None and _over_budget(seconds, budget):
+        return f"time budget (train.time={cfg.train.time:g} min)"
+    return None
 
 
 @dataclass
@@ -47,6 +154,7 @@ class RemainingTime:
     plan: list[tuple[str, int]]
     times: dict[str, list[float]] = field(default_factory=dict)
     priors: dict[str, tuple[float, float]] = field(default_factory=dict)
+    budget: float | None = None  # seconds the epochs timed from now on may take (train.time); None = no cap
 
     def record(self, phase: str, seconds: float) -> None:
         """Add the wall time of one finished epoch of ``phase``."""
@@ -77,11 +185,15 @@ class RemainingTime:
         if not self.times:
             return None
         parts = [self._phase_left(phase, epochs) for phase, epochs in self.plan]
-        return sum(p for p in parts if p is not None)
+        left = sum(p for p in parts if p is not None)
+        if self.budget is not None:
+            left = min(left, max(0.0, self.budget - sum(sum(t) for t in self.times.values())))
+        return left
 
     def complete(self) -> bool:
         """Whether every phase with epochs left is in the estimate (timed or given a prior)."""
-        return all(self._phase_left(phase, epochs) is not None for phase, epochs in self.plan)
+        return self.budget is not None or all(self._phase_left(phase, epochs) is not None
+                                              for phase, epochs in self.plan)
 
     def text(self) -> str:
         """``~4m10s left`` (``>=`` when a phase is not in the estimate yet); empty before any epoch."""

@@ -99,7 +99,7 @@ class DecodedChunk:
 
     Attributes:
         start: index of the first frame in the video (decode order, from 0).
-        frames: uint8 (T, size, size, 3) RGB frames resized for the model.
+        frames: uint8 (T, H, W, 3) RGB frames resized for the model.
         times: (T,) seconds since the first frame.
         originals: uint8 (T, H, W, 3) the same frames at the video's own size, when asked for.
     """
@@ -113,9 +113,9 @@ class DecodedChunk:
         return len(self.times)
 
 
-def decode_chunks(path: str | Path, size: int, batch: int, *, originals: bool = False,
+def decode_chunks(path: str | Path, size: tuple[int, int], batch: int, *, originals: bool = False,
                   max_bytes: int = ORIGINALS_BUDGET) -> Iterator[DecodedChunk]:
-    """Decode a video into chunks of ``batch`` frames, resized to ``size`` x ``size`` inside FFmpeg.
+    """Decode a video into chunks of ``batch`` frames, resized to ``size`` (W, H) inside FFmpeg.
 
     With ``originals``, a chunk also ends once its full-size frames reach ``max_bytes`` (a 1080p
     frame is 6 MB), so memory stays bounded at any resolution; the model's results do not depend
@@ -276,7 +276,7 @@ def abstain(probs: np.ndarray, min_confidence: float, background: int) -> np.nda
 # --- end of calibration and abstention ------------------------------------------------------------
 
 
-def predict_video(model: FrameClassifier, path: str | Path, size: int, device: torch.device, *,
+def predict_video(model: FrameClassifier, path: str | Path, size: tuple[int, int], device: torch.device, *,
                   batch: int = DEFAULT_BATCH, stride: int = 1, originals: bool = False,
                   background_decode: bool = True, temperature: float = 1.0, min_confidence: float = 0.0,
                   background: int = 0) -> Iterator[PredictedChunk]:
@@ -285,7 +285,7 @@ def predict_video(model: FrameClassifier, path: str | Path, size: int, device: t
     Args:
         model: the classifier, in eval mode, on ``device``.
         path: the video.
-        size: the model's frame size (the checkpoint's ``size``).
+        size: the model's frame (width, height) (the checkpoint's ``size``).
         device: where the model runs.
         batch: decoded frames per chunk (memory use is proportional to it, never to the video).
         stride: run the model on every ``stride``-th frame only (frames 0, N, 2N, ...) and give the

@@ -38,7 +38,7 @@ from lstm_tv.rundir import (
     save_epoch,
     store_temperature,
 )
-from lstm_tv.schedule import RemainingTime, phase_of, phase_plan, total_epochs
+from lstm_tv.schedule import RemainingTime, allotment, next_phase, phase_end, phase_plan, total_epochs
 from lstm_tv.stream import load_model
 from lstm_tv.ui import QUIET, Reporter
 from lstm_tv.validation import calibrate, evaluate_model
@@ -104,10 +104,12 @@ def _fit(cfg: Config, ckpt: dict | None, ckpt_path: Path | None, device: torch.d
     if ckpt is not None:
         # The optimiser state saved belongs to the phase of the saved epoch; at the joint/memory
         # boundary the memory phase starts fresh, as it does in an uninterrupted run.
-        phase = run.phases[phase_of(cfg, ckpt["progress"]["epoch"])]
+        history = ckpt["progress"]["history"]
+        phase = run.phases[history[-1]["phase"] if history else "joint"]
         progress = restore(ckpt, ckpt_path, run.model, phase.opt)
         run.run_dir = ckpt_path.parent
-        reporter.info(f"resuming {run.run_dir} after epoch {progress.epoch} of {total_epochs(cfg)}")
+        _end_phase(run, progress)  # a checkpoint from before phases were recorded: decide as the run would have
+        reporter.info(f"resuming {run.run_dir} after epoch {progress.epoch} (at most {total_epochs(cfg)})")
     else:
         run.run_dir = Path(dist.broadcast(str(run_directory(cfg) if dist.main else Path("."))))
     if dist.main:
@@ -115,9 +117,12 @@ def _fit(cfg: Config, ckpt: dict | None, ckpt_path: Path | None, device: torch.d
         write_text(run.run_dir / "config.yaml", render_yaml(cfg))
         point_latest(run.run_dir)
     reporter.info(_banner(run))
-    for epoch in range(progress.epoch + 1, total_epochs(cfg) + 1):
-        if _epoch(run, epoch, progress):
-            break
+    if cfg.train.time:
+        run.clock.budget = cfg.train.time * 60 - sum(progress.used().values())
+    while (name := next_phase(cfg, progress.phases)) is not None:
+        if not progress.phases or progress.phases[-1]["ended"]:
+            progress.phases.append({"name": name, "seconds": [], "ended": ""})
+        _epoch(run, progress.epoch + 1, progress)
     if dist.main:
         _calibrate(run)
     dist.barrier()
@@ -140,16 +145,29 @@ def _calibrate(run: _Run) -> None:
     run.reporter.info(f"temperature T={temperature:.2f} (val NLL {before:.4f} -> {after:.4f}), stored in {best}")
 
 
-def _epoch(run: _Run, epoch: int, progress: Progress) -> bool:
-    """Train and validate one epoch, record and save it; True when early stopping ends the run."""
+def _end_phase(run: _Run, progress: Progress) -> None:
+    """Record in ``progress`` whether (and why) the current phase ends after its epochs so far, and say so."""
+    current = progress.phases[-1] if progress.phases else None
+    if current is None or current["ended"]:
+        return
+    budget = allotment(run.cfg, current["name"], progress.used())
+    reason = phase_end(run.cfg, current["name"], progress.phase_rows(), current["seconds"], budget)
+    if reason:
+        current["ended"] = reason
+        run.reporter.info(f"{current['name']} phase ended: {reason}")
+
+
+def _epoch(run: _Run, epoch: int, progress: Progress) -> None:
+    """Train and validate one epoch of the current phase, record it, decide whether the phase ends, save."""
     cfg, reporter, start = run.cfg, run.reporter, time.perf_counter()
-    phase = run.phases[phase_of(cfg, epoch)]
+    phase = run.phases[progress.phases[-1]["name"]]
     # Reseeding per epoch makes an epoch's randomness independent of what came before,
     # so a resumed run repeats the uninterrupted one exactly.
     torch.manual_seed(cfg.train.seed * 100_003 + epoch)
     guard = StepGuard(cfg.train.nonfinite)
     try:
-        with reporter.bar(f"epoch {epoch}/{total_epochs(cfg)}" + (" memory" if phase.name == "memory" else "")) as bar:
+        with reporter.bar(f"epoch {epoch} {phase.name} {len(progress.phases[-1]['seconds']) + 1}/"
+                          f"{dict(phase_plan(cfg))[phase.name]}") as bar:
             stats = phase.run_epoch(epoch, run.loss_fn, bar, guard)
     except NonFinite as e:
         kept = (f"{run.run_dir / 'last.ckpt'} (epoch {progress.epoch}) is kept" if progress.epoch
@@ -158,16 +176,16 @@ def _epoch(run: _Run, epoch: int, progress: Progress) -> bool:
                             f"to skip such steps") from None
     report = _validate(run, phase)
     row = epoch_row(epoch, phase.name, stats, guard, phase.opt.lr, report, run.dist)
-    name, value = best_values(cfg, report, reporter, run.warned)
+    _, value = best_values(cfg, report, reporter, run.warned)
     improved = progress.record(row, value)
+    seconds = time.perf_counter() - start
+    # Every rank must take the same decision; rank 0's time is the one that counts.
+    progress.phases[-1]["seconds"].append(float(run.dist.broadcast(seconds)))
+    run.clock.record(phase.name, seconds)
+    reporter.info(epoch_line(row, improved, run.clock.text()))
+    _end_phase(run, progress)
     if run.dist.main:
         save_epoch(run.run_dir, run.model, cfg, run.data, phase.opt, progress, report, improved)
-    run.clock.record(phase.name, time.perf_counter() - start)
-    reporter.info(epoch_line(row, improved, run.clock.text()))
-    if cfg.train.patience and progress.stale_epochs >= cfg.train.patience:
-        reporter.info(f"early stop: no better {name} for {cfg.train.patience} epochs")
-        return True
-    return False
 
 
 def _validate(run: _Run, phase) -> dict | None:
@@ -241,7 +259,7 @@ def open_training_data(cfg: Config, dist: Dist, reporter: Reporter) -> tuple[Pre
                                    f"lstm-tv prepare SRC {data_dir}, or set data.dir")
             reporter.info(f"no dataset at {data_dir}: generating the synthetic TV dataset into {raw} first")
             run_synth(raw, cfg, reporter)
-        reporter.info(f"no prepared dataset at {data_dir}: preparing {raw} at {cfg.data.size} px")
+        reporter.info(f"no prepared dataset at {data_dir}: preparing {raw} (data.size={cfg.data.size})")
         run_prepare(raw, data_dir, cfg, reporter)
     dist.barrier()
     data = PreparedDataset(data_dir)
@@ -250,12 +268,14 @@ def open_training_data(cfg: Config, dist: Dist, reporter: Reporter) -> tuple[Pre
                            f"{ {s: len(data.split(s)) for s in ('train', 'val', 'test')} })")
     if not data.split("val"):
         reporter.warn(f"{data.root}: no validation videos; best.ckpt follows the last epoch")
-    found = {"classes": data.classes, "background": data.background, "size": data.size}
+    found = {"classes": data.classes, "background": data.background, "size": list(data.size)}
     differ = {k: v for k, v in found.items() if getattr(cfg.data, k) != v}
+    if differ.get("size") and cfg.data.size == min(data.size):
+        del differ["size"]  # the short side asked for: the same frames, now with their (W, H)
     if differ:
         reporter.info(f"using the dataset's {', '.join(f'data.{k}={v}' for k, v in differ.items())} "
                       f"(from {data_dir / 'manifest.json'})")
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **found))
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **found))
     return data, cfg
 
 

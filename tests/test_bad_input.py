@@ -410,7 +410,7 @@ def test_portrait_video(cli, tmp_path, inputs):
     assert r.code == 0, r
     data = PreparedDataset(tmp_path / "out")
     a = next(v for v in data.videos if v.stem == "a")
-    assert data.frames(a).shape == (12, 16, 16, 3)
+    assert data.frames(a).shape == (12, 32, 16, 3)      # short side 16, the 1:2 aspect kept (a comes first)
     r = cli("predict", src / "videos" / "a.mp4", "--checkpoint", inputs["root"] / "good.ckpt",
             "--out", tmp_path / "p.csv")
     assert r.code == 0, r

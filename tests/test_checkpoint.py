@@ -28,7 +28,7 @@ def test_the_record_names_every_field_with_its_type(saved):
     path, model = saved
     record = load_record(path)
     assert record.classes == ("wolf", "dog", "bear", "goldfish", "unknown") and record.background == "unknown"
-    assert (record.size, record.fps, record.frame_rate, record.cell) == (16, 24.0, 24.0, "gru")
+    assert (record.size, record.fps, record.frame_rate, record.cell) == ((16, 16), 24.0, 24.0, "gru")
     assert record.mean == (0.5, 0.5, 0.5) and record.std == (0.5, 0.5, 0.5)
     assert record.temperature == 1.0 and record.version == 1
     assert record.training == {"epoch": 3, "metrics": {"frame_accuracy": 0.5}}

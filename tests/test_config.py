@@ -130,3 +130,15 @@ def test_installed_package_needs_no_source_tree(tmp_path):
     out = subprocess.run([sys.executable, "-m", "lstm_tv", "config", "show", "--plain"], cwd=tmp_path,
                          capture_output=True, text=True, check=True).stdout
     assert yaml.safe_load(out) == Config().to_dict()
+
+
+def test_data_size_is_the_short_side_or_w_and_h():
+    from lstm_tv.config import DataConfig, frame_wh
+
+    assert DataConfig(size=48).frame_size((160, 120)) == (64, 48)      # 4:3 kept, not squashed
+    assert DataConfig(size=48).frame_size((120, 160)) == (48, 64)      # portrait: the width is the short side
+    assert DataConfig(size=16).frame_size((96, 96)) == (16, 16)
+    assert DataConfig(size=[40, 20]).frame_size((160, 120)) == (40, 20)
+    with pytest.raises(ConfigError, match="data.size"):
+        load_config(None, ["data.size=[4, 40]"])
+    assert frame_wh(16) == (16, 16) and frame_wh([64, 48]) == (64, 48)  # as datasets and checkpoints record it

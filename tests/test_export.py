@@ -109,7 +109,7 @@ def test_sidecar_makes_the_export_usable_alone(tmp_path):
     assert info["classes"] == ["wolf", "dog", "bear", "goldfish", "unknown"] and info["background"] == "unknown"
     assert info["fps"] == 24
     assert info["input"]["shape"] == ["batch", "time", 16, 16, 3] and info["input"]["dtype"] == "uint8"
-    assert info["input"]["size"] == 16 and len(info["input"]["mean"]) == len(info["input"]["std"]) == 3
+    assert info["input"]["size"] == [16, 16] and len(info["input"]["mean"]) == len(info["input"]["std"]) == 3
     assert "RGB" in info["input"]["layout"] and "inside the model" in info["input"]["normalisation"]
     assert [(s["name"], s["shape"], s["output"]) for s in info["state"]] == [
         ("h", [2, "batch", 7], "h_out"), ("c", [2, "batch", 7], "c_out")]

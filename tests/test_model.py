@@ -476,3 +476,14 @@ def test_a_registered_cell_exports_with_its_own_state_names(decay_cell, fmt, tmp
     assert [s["name"] for s in info["state"]] == ["avg"] and info["state"][0]["shape"] == ["batch", 6]
     assert info["time"].startswith("dynamic")                    # the class did not say otherwise
     assert worst <= 1e-4                                          # checked over a 3-chunk stream, state carried
+
+
+@pytest.mark.parametrize("encoder", ["cnn", "mobilenet_v3_small"])
+def test_encoders_read_non_square_frames(encoder):
+    # 4:3 frames (H 24, W 32): the encoders pool globally, so any (H, W) gives one embedding per frame.
+    model = build_model(tiny_cfg(encoder=encoder), 5).eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (1, 3, 24, 32, 3), dtype=torch.uint8, generator=g)  # (B, T, H, W, 3)
+    with torch.inference_mode():
+        logits, _ = model(x)
+    assert logits.shape == (1, 3, 5) and torch.isfinite(logits).all()

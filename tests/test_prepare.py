@@ -21,7 +21,7 @@ def test_prepare_writes_frames_labels_masks_and_manifest(tmp_path):
     src = write_raw(tmp_path / "raw", {"a": 30, "b": 24, "c": 26}, csv_stems=("b",),
                     splits={"a": "train", "b": "val", "c": "test"})
     manifest = prepare_dataset(src, tmp_path / "out", CFG, workers=1)
-    assert manifest["classes"] == CFG.classes and manifest["size"] == 16 and manifest["fps"] == 24
+    assert manifest["classes"] == CFG.classes and manifest["size"] == [16, 16] and manifest["fps"] == 24
     assert [(v["stem"], v["split"], v["frames"]) for v in manifest["videos"]] == [
         ("a", "train", 30), ("b", "val", 24), ("c", "test", 26)]
     data = PreparedDataset(tmp_path / "out")
@@ -108,7 +108,26 @@ def test_existing_output_needs_overwrite(tmp_path):
     with pytest.raises(DatasetError, match="already exists; .* --overwrite"):
         prepare_dataset(src, tmp_path / "out", CFG, workers=1)
     manifest = prepare_dataset(src, tmp_path / "out", DataConfig(size=8), workers=1, overwrite=True)
-    assert PreparedDataset(tmp_path / "out").size == 8 == manifest["size"]
+    assert PreparedDataset(tmp_path / "out").size == (8, 8) and manifest["size"] == [8, 8]
+
+
+@pytest.mark.parametrize("size, expected", [(12, [16, 12]), ([20, 10], [20, 10])])
+def test_frames_keep_the_videos_aspect_unless_given_w_and_h(tmp_path, size, expected):
+    # 32x24 videos: a short side of 12 keeps 4:3 (16x12); [W, H] is taken as given.
+    src = write_raw(tmp_path / "raw", {"a": 10, "b": 12}, masks=False, width=32, height=24)
+    manifest = prepare_dataset(src, tmp_path / "out", DataConfig(size=size), workers=1)
+    data = PreparedDataset(tmp_path / "out")
+    assert manifest["size"] == expected and list(data.size) == expected
+    assert data.frames(data.videos[0]).shape == (10, expected[1], expected[0], 3)   # (T, H, W, 3)
+
+
+def test_a_manifest_with_one_side_reads_as_square(tmp_path):
+    src = write_raw(tmp_path / "raw", {"a": 10}, masks=False)
+    prepare_dataset(src, tmp_path / "out", CFG, workers=1)
+    path = tmp_path / "out" / "manifest.json"
+    path.write_text(path.read_text().replace('"size": [\n    16,\n    16\n  ]', '"size": 16'))
+    assert '"size": 16' in path.read_text()                # as datasets recorded it before non-square frames
+    assert PreparedDataset(tmp_path / "out").size == (16, 16)
 
 
 def test_interrupted_prepare_leaves_nothing_that_loads_and_resumes(tmp_path):

@@ -1,4 +1,4 @@
-"""The remaining-time estimate of a run, on fake epoch timings."""
+"""When each phase of a run ends (on fake metric histories) and the remaining-time estimate (on fake timings)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,80 @@ import random
 import pytest
 
 from lstm_tv.config import load_config
-from lstm_tv.schedule import RemainingTime, format_duration, phase_of, phase_plan
+from lstm_tv.schedule import (
+    RemainingTime,
+    allotment,
+    format_duration,
+    next_phase,
+    phase_end,
+    phase_plan,
+    stale_epochs,
+)
 
 
 def test_phases_follow_the_config():
     cfg = load_config(None, ["train.epochs=2", "train.memory_epochs=3"])
     assert phase_plan(cfg) == [("joint", 2), ("memory", 3)]
-    assert [phase_of(cfg, e) for e in range(1, 6)] == ["joint", "joint", "memory", "memory", "memory"]
-    assert phase_plan(load_config(None, ["train.memory_epochs=0"])) == [("joint", 8)]
+    assert phase_plan(load_config(None, ["train.epochs=8", "train.memory_epochs=0"])) == [("joint", 8)]
+    assert next_phase(cfg, []) == "joint"
+    assert next_phase(cfg, [{"name": "joint", "ended": ""}]) == "joint"
+    assert next_phase(cfg, [{"name": "joint", "ended": "epoch limit"}]) == "memory"
+    assert next_phase(cfg, [{"name": "joint", "ended": "x"}, {"name": "memory", "ended": "y"}]) is None
+
+
+def rows(column, values):
+    return [{f"val_{column}": v} for v in values]
+
+
+def test_a_plateau_counts_epochs_since_a_real_gain():
+    assert stale_epochs([0.5, 0.7, 0.69, 0.7005, 0.65]) == 3        # 0.7005 is within MIN_DELTA of 0.7
+    assert stale_epochs([0.5, 0.6, 0.7]) == 0
+    assert stale_epochs([0.5, None]) is None                         # no validation: no plateau
+
+
+def test_the_joint_phase_ends_when_frame_accuracy_stops_improving():
+    cfg = load_config(None, ["train.epochs=20", "train.memory_epochs=30", "train.patience=3"])
+    history = rows("frame_accuracy", [0.5, 0.8, 0.9, 0.89, 0.9, 0.895])
+    assert [phase_end(cfg, "joint", history[:n], [1.0] * n, None) for n in range(1, 6)] == [None] * 5
+    assert phase_end(cfg, "joint", history, [1.0] * 6, None) == "val frame accuracy did not improve for 3 epochs"
+    # The memory phase follows masked accuracy, and frame accuracy when the data has no masks.
+    memory = [{"val_masked_accuracy": m, "val_frame_accuracy": f} for m, f in [(0.5, 0.9), (0.6, 0.9), (0.6, 0.95),
+                                                                               (0.6, 0.97), (0.6, 0.98)]]
+    assert phase_end(cfg, "memory", memory, [1.0] * 5, None) == "val masked accuracy did not improve for 3 epochs"
+    no_masks = [{"val_masked_accuracy": None, "val_frame_accuracy": f} for _, f in [(0, 0.9)] * 4]
+    assert phase_end(cfg, "memory", no_masks, [1.0] * 4, None) == "val frame accuracy did not improve for 3 epochs"
+
+
+def test_the_epoch_limit_ends_a_phase_that_still_improves():
+    cfg = load_config(None, ["train.epochs=3", "train.patience=0"])
+    history = rows("frame_accuracy", [0.5, 0.6, 0.7])
+    assert phase_end(cfg, "joint", history[:2], [1.0] * 2, None) is None
+    assert phase_end(cfg, "joint", history, [1.0] * 3, None) == "epoch limit (train.epochs=3)"
+
+
+def test_the_time_budget_is_shared_and_what_a_phase_leaves_goes_to_the_next():
+    cfg = load_config(None, ["train.time=10", "train.epochs=100", "train.memory_epochs=100"])
+    assert allotment(cfg, "joint", {}) == pytest.approx(360.0)           # 60% of 600 s
+    assert allotment(cfg, "memory", {"joint": 100.0}) == pytest.approx(500.0)  # the rest of the run
+    assert allotment(load_config(None, ["train.memory_epochs=0"]), "joint", {}) is None  # no budget
+    assert allotment(load_config(None, ["train.time=10", "train.memory_epochs=0"]), "joint", {}) == 600.0
+    history = rows("frame_accuracy", [0.1 * n for n in range(1, 8)])    # still improving
+    # A first epoch of 60 s, later ones of 55 s: after 5 epochs (280 s) a sixth still fits in 360 s;
+    # after 6 (335 s) a seventh would pass it.
+    times = [60.0, 55.0, 55.0, 55.0, 55.0, 55.0]
+    assert phase_end(cfg, "joint", history[:5], times[:5], 360.0) is None
+    assert phase_end(cfg, "joint", history[:6], times, 360.0) == "time budget (train.time=10 min)"
+    # A slow first epoch (the memory phase encodes every video in it) is no estimate of the next ones:
+    # the phase goes on while budget is left, and stops once it is spent.
+    assert phase_end(cfg, "memory", history[:1], [60.0], 70.0) is None
+    assert phase_end(cfg, "memory", history[:2], [60.0, 2.0], 70.0) is None
+    assert phase_end(cfg, "joint", history[:1], [400.0], 360.0) == "time budget (train.time=10 min)"
+
+
+def test_the_estimate_never_passes_the_time_budget():
+    clock = RemainingTime([("joint", 100)], budget=300.0)
+    clock.record("joint", 50.0)
+    assert clock.seconds_left() == 250.0 and clock.complete()
 
 
 def test_nothing_to_say_before_the_first_epoch():

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_TRAIN
 
 from lstm_tv.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from lstm_tv.config import load_config
@@ -16,7 +18,7 @@ from lstm_tv.engine import make_scheduler
 from lstm_tv.errors import CheckpointError
 from lstm_tv.train import train
 from lstm_tv.training import class_weights
-from lstm_tv.ui import QUIET
+from lstm_tv.ui import QUIET, Reporter
 
 
 def test_train_writes_a_complete_run_directory(tiny_config, tmp_path, monkeypatch):
@@ -40,7 +42,7 @@ def test_checkpoint_is_self_sufficient(tiny_config, tiny_prepared, tmp_path, mon
     run = train(load_config(None, tiny_config), reporter=QUIET)
     ckpt = load_checkpoint(run / "best.ckpt")
     assert ckpt["classes"] == ["wolf", "dog", "bear", "goldfish", "unknown"]
-    assert ckpt["size"] == 16 and len(ckpt["mean"]) == 3 and ckpt["version"] == 1
+    assert ckpt["size"] == [16, 16] and len(ckpt["mean"]) == 3 and ckpt["version"] == 1
     assert "optimizer" not in ckpt                    # best.ckpt is for using, last.ckpt for resuming
     model = model_from_checkpoint(ckpt)
     data = PreparedDataset(tiny_prepared)
@@ -263,9 +265,9 @@ def test_train_takes_classes_and_size_from_the_dataset(tiny_config, tmp_path, mo
     run = train(load_config(None, overrides + ["data.size=32", "data.classes=[a, b, c]", "data.background=c"]),
                 reporter=QUIET)
     ckpt = load_checkpoint(run / "best.ckpt")
-    assert ckpt["size"] == 16 and ckpt["classes"] == ["wolf", "dog", "bear", "goldfish", "unknown"]
+    assert ckpt["size"] == [16, 16] and ckpt["classes"] == ["wolf", "dog", "bear", "goldfish", "unknown"]
     assert ckpt["config"]["data"]["classes"] == ckpt["classes"]
-    assert "size: 16" in (run / "config.yaml").read_text()
+    assert "size: [16, 16]" in (run / "config.yaml").read_text()
 
 
 def test_nonfinite_loss_through_the_cli_is_one_line_naming_the_step(tiny_config, tmp_path, monkeypatch, cli):
@@ -313,18 +315,114 @@ def test_best_epoch_ties_go_to_the_better_frame_accuracy():
     assert best_values(cfg, {"frame_accuracy": 0.5}, QUIET, warned) == ("frame_accuracy", [0.5, 0.5])
 
 
-def test_early_stopping_after_patience_epochs_without_a_better_metric(tiny_config, tmp_path, monkeypatch):
-    import lstm_tv.training as training
+def constant_metrics(model, data, videos, *args, **kwargs):
+    """Stands in for validation: the same metrics every epoch, so nothing ever improves."""
     from lstm_tv.metrics import FrameMetrics
 
-    def constant_metrics(model, data, videos, *args, **kwargs):   # validation that never improves
-        metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
-        metrics.update(np.array([0, 1, 4]), np.array([0, 0, 4]), np.array([1, 0, 0]))
-        return metrics
+    metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
+    metrics.update(np.array([0, 1, 4]), np.array([0, 0, 4]), np.array([1, 0, 0]))
+    return metrics
+
+
+class Said(Reporter):
+    """A silent reporter that keeps the lines training says."""
+
+    def __init__(self):
+        super().__init__(enabled=False)
+        self.lines = []
+
+    def info(self, message):
+        self.lines.append(message)
+
+
+def test_each_phase_ends_when_its_metric_stops_improving_and_says_why(tiny_config, tmp_path, monkeypatch):
+    import lstm_tv.training as training
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(training, "evaluate_model", constant_metrics)
-    run = train(load_config(None, tiny_config + ["train.epochs=6", "train.patience=2"]), reporter=QUIET)
+    said = Said()
+    run = train(load_config(None, tiny_config + ["train.epochs=6", "train.memory_epochs=5", "train.patience=2"]),
+                reporter=said)
     history = load_checkpoint(run / "last.ckpt")["progress"]["history"]
-    assert [r["epoch"] for r in history] == [1, 2, 3]          # best at 1, then 2 stale epochs: stop
+    # Best at 1, then 2 stale epochs: the joint phase ends; the memory phase likewise after its 3.
+    assert [(r["epoch"], r["phase"]) for r in history] == [(1, "joint"), (2, "joint"), (3, "joint"),
+                                                          (4, "memory"), (5, "memory"), (6, "memory")]
+    assert "joint phase ended: val frame accuracy did not improve for 2 epochs" in said.lines
+    assert "memory phase ended: val masked accuracy did not improve for 2 epochs" in said.lines
     assert load_checkpoint(run / "best.ckpt")["epoch"] == 1
+
+
+def test_the_epoch_limit_ends_a_phase_and_is_said(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    said = Said()
+    run = train(load_config(None, tiny_config + ["train.epochs=1", "train.patience=0"]), reporter=said)
+    assert "joint phase ended: epoch limit (train.epochs=1)" in said.lines
+    phases = load_checkpoint(run / "last.ckpt")["progress"]["phases"]
+    assert [(p["name"], len(p["seconds"]), p["ended"]) for p in phases] == [
+        ("joint", 1, "epoch limit (train.epochs=1)")]
+
+
+def test_a_non_square_dataset_keeps_its_shape_through_training_prediction_and_export(tmp_path, monkeypatch):
+    from lstm_tv.data.prepare import prepare_dataset
+    from lstm_tv.data.synth import generate_dataset
+    from lstm_tv.export import export_checkpoint
+    from lstm_tv.stream import load_model, predict_video
+
+    # 4:3 videos (32x24) prepared at short side 12: 16x12 frames, not a 12x12 square.
+    cfg = load_config(None, ["synth.videos=4", "synth.frames=64", "synth.size=[32, 24]", "synth.gap_min=4",
+                             "synth.gap_max=10", "data.size=12"])
+    generate_dataset(tmp_path / "raw", cfg.synth, workers=1)
+    manifest = prepare_dataset(tmp_path / "raw", tmp_path / "prepared", cfg.data, workers=1)
+    assert manifest["size"] == [16, 12]
+    data = PreparedDataset(tmp_path / "prepared")
+    assert data.size == (16, 12) and data.frames(data.videos[0]).shape[1:] == (12, 16, 3)
+
+    monkeypatch.chdir(tmp_path)
+    overrides = [o for o in TINY_TRAIN if not o.startswith("data.size")]
+    run = train(load_config(None, overrides + [f"data.dir={tmp_path / 'prepared'}", f"run.dir={tmp_path / 'run'}"]),
+                reporter=QUIET)
+    assert load_checkpoint(run / "best.ckpt")["size"] == [16, 12]
+    record, model = load_model(run / "best.ckpt", torch.device("cpu"))
+    video = next((tmp_path / "raw" / "videos").iterdir())
+    chunks = list(predict_video(model, video, record.size, torch.device("cpu"), batch=16))
+    assert sum(len(c.probs) for c in chunks) == 64
+    _, sidecar, worst = export_checkpoint(run / "best.ckpt", "onnx", tmp_path / "model.onnx")
+    info = json.loads(sidecar.read_text())
+    assert info["input"]["shape"][2:] == [12, 16, 3] and info["input"]["size"] == [16, 12] and worst < 1e-3
+
+
+def test_checkpoints_with_one_side_still_load_as_square(tiny_run, tmp_path):
+    ckpt = load_checkpoint(tiny_run["ckpt"])
+    ckpt["size"] = 16                                    # as checkpoints stored it before non-square frames
+    save_checkpoint(tmp_path / "old.ckpt", ckpt)
+    from lstm_tv.stream import load_model
+
+    record, _ = load_model(tmp_path / "old.ckpt", torch.device("cpu"))
+    assert record.size == (16, 16)
+
+
+def test_resume_after_a_plateau_ended_the_joint_phase_goes_on_with_the_memory_phase(tiny_config, tmp_path,
+                                                                                     monkeypatch):
+    import lstm_tv.training as training
+    from lstm_tv.phases import MemoryPhase
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(training, "evaluate_model", constant_metrics)
+    base = tiny_config + ["train.epochs=5", "train.memory_epochs=4", "train.patience=1"]
+    whole = train(load_config(None, base + [f"run.dir={tmp_path / 'whole'}"]), reporter=QUIET)
+    real = MemoryPhase.run_epoch
+
+    def interrupted(*args, **kwargs):                             # stopped in the first memory epoch
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MemoryPhase, "run_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(load_config(None, base + [f"run.dir={tmp_path / 'cut'}"]), reporter=QUIET)
+    monkeypatch.setattr(MemoryPhase, "run_epoch", real)
+    resumed = train(None, resume=tmp_path / "cut", reporter=QUIET)
+    a, b = (load_checkpoint(r / "last.ckpt")["progress"] for r in (whole, resumed))
+    # Joint ends on its plateau after epoch 2; the memory phase after epoch 4 -- in both runs.
+    assert [(r["epoch"], r["phase"]) for r in b["history"]] == [(1, "joint"), (2, "joint"), (3, "memory"),
+                                                                 (4, "memory")]
+    assert [(p["name"], p["ended"]) for p in a["phases"]] == [(p["name"], p["ended"]) for p in b["phases"]]
+    assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]

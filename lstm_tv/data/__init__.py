@@ -40,6 +40,6 @@ def run_prepare(src: str | Path, out: str | Path, cfg: Config, reporter: Reporte
     frames = sum(v["frames"] for v in manifest["videos"])
     splits = {s: sum(v["split"] == s for v in manifest["videos"]) for s in ("train", "val", "test")}
     reporter.info(f"prepared {len(manifest['videos'])} videos ({frames} frames, {frames / seconds:.0f} frames/s) "
-                  f"at {manifest['size']} px into [bold]{out}[/]; splits "
+                  f"at {'x'.join(map(str, manifest['size']))} px into [bold]{out}[/]; splits "
                   + ", ".join(f"{k} {v}" for k, v in splits.items()))
     return manifest

@@ -21,7 +21,8 @@ import torch
 
 @dataclass(frozen=True)
 class ClipAugment:
-    """Random resized crop (area ``scale``), horizontal flip, brightness/contrast/tint, per clip."""
+    """Random resized crop (area ``scale``, aspect ``ratio`` times the frame's), horizontal flip,
+    brightness/contrast/tint, per clip."""
 
     scale: tuple[float, float] = (0.7, 1.0)
     ratio: tuple[float, float] = (0.85, 1.18)
@@ -47,7 +48,9 @@ class ClipAugment:
 
     def _crop_box(self, h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
         area = h * w * rng.uniform(*self.scale)
-        aspect = math.exp(rng.uniform(math.log(self.ratio[0]), math.log(self.ratio[1])))
+        # ``ratio`` is relative to the frame's own aspect, so a 4:3 frame gets crops near 4:3 (not squares
+        # stretched back to 4:3).
+        aspect = math.exp(rng.uniform(math.log(self.ratio[0]), math.log(self.ratio[1]))) * w / h
         cw = int(round(min(w, math.sqrt(area * aspect))))
         ch = int(round(min(h, math.sqrt(area / aspect))))
         top = int(rng.integers(0, h - ch + 1))

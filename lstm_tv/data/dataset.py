@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lstm_tv.config import frame_wh
 from lstm_tv.data.augment import ClipAugment
 from lstm_tv.data.prepare import FORMAT, FORMAT_VERSION, MANIFEST
 from lstm_tv.errors import DatasetError
@@ -51,7 +52,7 @@ class PreparedDataset:
                 raise DatasetError(f"{path}: prepared by a newer lstm-tv (format {manifest['version']}); upgrade lstm-tv")
             self.classes: list[str] = list(manifest["classes"])
             self.background: str = manifest["background"]
-            self.size: int = int(manifest["size"])
+            self.size: tuple[int, int] = frame_wh(manifest["size"])  # (W, H); one side in old manifests
             self.fps: float = float(manifest["fps"])
             self.videos = [VideoRecord(v["stem"], v["split"], int(v["frames"]), float(v["fps"]), v["source"],
                                        v["mask"] is not None) for v in manifest["videos"]]
@@ -64,9 +65,9 @@ class PreparedDataset:
         return [v for v in self.videos if v.split == name]
 
     def frames(self, video: VideoRecord) -> np.ndarray:
-        """Memory-mapped uint8 frames (T, S, S, 3)."""
+        """Memory-mapped uint8 frames (T, H, W, 3)."""
         path = self.root / "videos" / video.stem / "frames.u8"
-        shape = (video.frames, self.size, self.size, 3)
+        shape = (video.frames, self.size[1], self.size[0], 3)
         try:
             if path.stat().st_size != int(np.prod(shape)):
                 raise DatasetError(f"{path}: has {path.stat().st_size} bytes, expected {int(np.prod(shape))}; "

@@ -1,14 +1,15 @@
 """``lstm-tv prepare SRC OUT``: raw videos + labels (docs/formats.md §1) -> a prepared dataset (§2).
 
-Each video is decoded once, resized inside FFmpeg to ``data.size`` x ``data.size`` and streamed to a
-raw uint8 file that training memory-maps; its labels (per-frame ``.txt``, segment ``.csv``, or an
-annotation tool's export: see :mod:`lstm_tv.data.annotation_tools`), optional mask and split are checked
+Each video is decoded once, resized inside FFmpeg to the dataset's one frame size (``data.size``: the
+short side, the first video's aspect ratio kept, or [W, H]) and streamed to a raw
+uint8 file that training memory-maps; its labels (per-frame ``.txt``, segment ``.csv``, or an annotation
+tool's export: see :mod:`lstm_tv.data.annotation_tools`), optional mask and split are checked
 against the decoded frames and stored as small ``.npy`` arrays.
 
 Layout of a prepared dataset::
 
-    OUT/manifest.json                 classes, size, per-video frames/fps/split/source (written last)
-    OUT/videos/<stem>/frames.u8       raw uint8, shape (frames, size, size, 3), C order
+    OUT/manifest.json                 classes, size [W, H], per-video frames/fps/split/source (written last)
+    OUT/videos/<stem>/frames.u8       raw uint8, shape (frames, H, W, 3), C order
     OUT/videos/<stem>/labels.npy      int64 (frames,)
     OUT/videos/<stem>/mask.npy        uint8 (frames,), only when masks/<stem>.txt exists
     OUT/videos/<stem>/times.npy       float64 (frames,), seconds from the first frame
@@ -35,7 +36,7 @@ from lstm_tv import __version__
 from lstm_tv.config import DataConfig
 from lstm_tv.data import annotation_tools as A
 from lstm_tv.data import labels as L
-from lstm_tv.data.video import VIDEO_EXTENSIONS, read_frames
+from lstm_tv.data.video import VIDEO_EXTENSIONS, probe, read_frames
 from lstm_tv.errors import DatasetError
 from lstm_tv.fileio import write_json
 
@@ -54,7 +55,7 @@ class VideoJob:
     annotation: A.VideoAnnotation
     mask: str | None
     split: str
-    size: int
+    size: tuple[int, int]  # (width, height) of the stored frames
     classes: tuple[str, ...]
     background: str
     out_dir: str
@@ -175,7 +176,7 @@ def _reusable(job: VideoJob) -> dict | None:
         entry = meta["entry"]
         ok = entry["source_stamp"] == _stamp(job) and entry["split"] == job.split
         size = os.path.getsize(Path(job.out_dir) / "frames.u8")
-        ok = ok and size == entry["frames"] * job.size * job.size * 3
+        ok = ok and size == entry["frames"] * job.size[0] * job.size[1] * 3
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return meta if ok else None
@@ -219,7 +220,10 @@ def prepare_dataset(src: str | Path, out: str | Path, cfg: DataConfig, *, worker
     workers = min(workers or os.cpu_count() or 1, len(pairs))
     # Parallel workers split the cores between them rather than each decoding with every core.
     threads = decode_threads if decode_threads is not None else max(1, (os.cpu_count() or 1) // workers)
-    jobs = [VideoJob(stem, str(video), ann.path, ann, str(mask) if mask else None, splits[stem], cfg.size,
+    # One frame size for the whole dataset (the model reads one); a short side takes the first video's aspect.
+    first = probe(pairs[0][1])
+    size = cfg.frame_size((first.width, first.height))
+    jobs = [VideoJob(stem, str(video), ann.path, ann, str(mask) if mask else None, splits[stem], size,
                      tuple(classes), cfg.background, str(partial / "videos" / stem), threads)
             for stem, video, ann, mask in pairs]
     results = _run_jobs(jobs, workers, progress, warn)
@@ -230,7 +234,7 @@ def prepare_dataset(src: str | Path, out: str | Path, cfg: DataConfig, *, worker
         "created_by": f"lstm-tv {__version__}",
         "classes": classes,
         "background": cfg.background,
-        "size": cfg.size,
+        "size": list(size),
         "fps": float(np.median([r["entry"]["fps"] for r in results])),
         "source": fingerprint["source"],
         "videos": [{k: v for k, v in r["entry"].items() if k != "source_stamp"} for r in results],
