@@ -64,7 +64,10 @@ def fit_temperature(logits, labels, *, bounds: tuple[float, float] = TEMPERATURE
         labels: (N,) true class indices; negative values (ignored frames) are skipped.
         bounds: the range searched; T is clipped to it when the minimum lies outside.
     Returns:
-        T > 0 (1.0 when the logits carry no information, e.g. all rows constant).
+        T > 0; 1.0 when the logits carry no information (all rows constant) or when every frame's top
+        class is right: then the NLL only falls as T -> 0, so the fit would push T to its lower bound and
+        make every later mistake near-certain (seen on the synthetic data, whose validation split a trained
+        model gets 100% right). Such a split holds no evidence about over-confidence, so T stays 1.
     Raises:
         LstmTvError: no labelled frame to fit on.
     """
@@ -72,6 +75,8 @@ def fit_temperature(logits, labels, *, bounds: tuple[float, float] = TEMPERATURE
     if not len(y):
         raise LstmTvError("temperature: no labelled frames to fit on (is the validation split empty?)")
     if not z.any():  # every row constant: every T gives the same (uniform) probabilities
+        return 1.0
+    if (z.argmax(axis=1) == y).all():
         return 1.0
     z_true = z[np.arange(len(y)), y]
     # Newton on beta = 1/T from T = 1 inside a bracket that shrinks on every step (g increases with

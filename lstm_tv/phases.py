@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import time
 import os
 from typing import Iterator
 
@@ -79,6 +80,10 @@ class JointPhase:
                                 make_scheduler(optimizer, cfg.train.epochs, steps_per_epoch, cfg.train.warmup),
                                 cfg.train.grad_clip, torch.amp.GradScaler(device.type) if fp16 else None)
 
+    def take_one_off(self) -> float:
+        """Seconds of one-off work in the last epoch (none: every joint epoch does the same work)."""
+        return 0.0
+
     def run_epoch(self, epoch: int, loss_fn, bar, guard: StepGuard) -> dict:
         """One pass over this epoch's clips; ``train_loss``, ``frames`` and ``seconds``."""
         self.clips.set_epoch(epoch)
@@ -119,6 +124,7 @@ class MemoryPhase:
         self.videos = data.split("train")
         self.cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # (embeddings, labels) per video
         self.val_cache: list[torch.Tensor] | None = None
+        self.one_off = 0.0  # seconds spent encoding since last asked (take_one_off): not repeated each epoch
         self.net: nn.Module | None = None
         params = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
         batches = math.ceil(len(self.videos) / (cfg.train.batch_size * dist.world))
@@ -130,7 +136,9 @@ class MemoryPhase:
     def run_epoch(self, epoch: int, loss_fn, bar, guard: StepGuard) -> dict:
         """One pass over every training video, in an order drawn for this epoch."""
         if self.cache is None:  # first memory epoch (or the first after --resume): freeze and encode once
+            start = time.perf_counter()
             self._freeze_and_encode(bar)
+            self.one_off += time.perf_counter() - start
         rng = np.random.default_rng([self.cfg.train.seed, epoch, 2])
         plan = memory_plan([len(labels) for _, labels in self.cache], self.cfg.train.batch_size, self.dist.world, rng)
         return train_epoch(self.net, self._batches(plan), len(plan), MEMORY_CHUNK, loss_fn, self.opt, guard, bar)
@@ -154,8 +162,15 @@ class MemoryPhase:
         """The validation videos' embeddings, encoded once: with the encoder frozen, validating a
         memory epoch needs only the memory and head (the metrics are the same)."""
         if self.val_cache is None:
+            start = time.perf_counter()
             self.val_cache = encode_videos(self.model, self.data, videos, self.device, bar)
+            self.one_off += time.perf_counter() - start
         return self.val_cache
+
+    def take_one_off(self) -> float:
+        """Seconds of one-off encoding since the last call (for the remaining-time estimate)."""
+        seconds, self.one_off = self.one_off, 0.0
+        return seconds
 
 
 def memory_plan(lengths: list[int], batch: int, world: int,

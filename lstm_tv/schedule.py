@@ -153,12 +153,15 @@ class RemainingTime:
 
     plan: list[tuple[str, int]]
     times: dict[str, list[float]] = field(default_factory=dict)
+    one_off: dict[str, float] = field(default_factory=dict)  # seconds of a phase's first epoch done once only
     priors: dict[str, tuple[float, float]] = field(default_factory=dict)
     budget: float | None = None  # seconds the epochs timed from now on may take (train.time); None = no cap
 
-    def record(self, phase: str, seconds: float) -> None:
-        """Add the wall time of one finished epoch of ``phase``."""
+    def record(self, phase: str, seconds: float, one_off: float = 0.0) -> None:
+        """Add the wall time of one finished epoch of ``phase``, ``one_off`` seconds of it work that later
+        epochs do not repeat (the memory phase's encoding of every video)."""
         self.times.setdefault(phase, []).append(float(seconds))
+        self.one_off[phase] = self.one_off.get(phase, 0.0) + float(one_off)
 
     def set_prior(self, phase: str, first: float, later: float) -> None:
         """Guess the epoch times of ``phase`` before any of its epochs is timed."""
@@ -166,7 +169,7 @@ class RemainingTime:
 
     def _typical(self, phase: str) -> float:
         timed = self.times[phase]
-        return statistics.median(timed[1:]) if len(timed) > 1 else timed[0]
+        return statistics.median(timed[1:]) if len(timed) > 1 else max(0.0, timed[0] - self.one_off.get(phase, 0.0))
 
     def _phase_left(self, phase: str, epochs: int) -> float | None:
         done = len(self.times.get(phase, []))

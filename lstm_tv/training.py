@@ -181,7 +181,7 @@ def _epoch(run: _Run, epoch: int, progress: Progress) -> None:
     seconds = time.perf_counter() - start
     # Every rank must take the same decision; rank 0's time is the one that counts.
     progress.phases[-1]["seconds"].append(float(run.dist.broadcast(seconds)))
-    run.clock.record(phase.name, seconds)
+    run.clock.record(phase.name, seconds, one_off=phase.take_one_off())
     reporter.info(epoch_line(row, improved, run.clock.text()))
     _end_phase(run, progress)
     if run.dist.main:

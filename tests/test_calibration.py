@@ -54,10 +54,14 @@ def test_ignored_frames_are_skipped():
 
 
 def test_degenerate_data_stays_within_bounds():
-    # Perfectly separated and always right: sharper is always better, T goes to the lower bound.
+    # Perfectly separated and always right: no evidence either way, T stays 1 (see the test below).
     labels = np.arange(100) % 3
     separated = 5.0 * np.eye(3)[labels]
-    assert fit_temperature(separated, labels) == pytest.approx(TEMPERATURE_BOUNDS[0], rel=1e-3)
+    assert fit_temperature(separated, labels) == 1.0
+    # Under-confident and right but for one frame: sharper is better up to the bound, never past it.
+    nearly = 0.01 * np.eye(3)[labels]
+    nearly[0] = [0.0, 0.0, 0.001]
+    assert TEMPERATURE_BOUNDS[0] <= fit_temperature(nearly, labels) < 0.5
     # Constant logits say nothing: every T is the same, and 1 is returned.
     assert fit_temperature(np.zeros((10, 4)), np.arange(10) % 4) == 1.0
 
@@ -199,3 +203,14 @@ def test_min_confidence_defaults_to_the_checkpoint_config_key(cli, never_backgro
 def test_min_confidence_outside_0_1_is_one_line(cli, tiny_run, video_logits, tmp_path):
     r = cli("predict", video_logits[1], "--checkpoint", tiny_run["ckpt"], "--min-confidence", 1.5)
     assert r.code == 1 and r.err.strip().count("\n") == 0 and "--min-confidence 1.5" in r.err
+
+
+def test_a_split_without_a_single_mistake_keeps_the_temperature_at_one():
+    # Every frame's top class is right: the NLL only falls as T -> 0, a fit would make every later
+    # mistake near-certain. There is no evidence of over-confidence, so T stays 1.
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 500)
+    logits = rng.normal(size=(500, 4)).astype(np.float32)
+    logits[np.arange(500), labels] += 6.0
+    assert (logits.argmax(1) == labels).all()
+    assert fit_temperature(logits, labels) == 1.0

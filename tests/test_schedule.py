@@ -134,3 +134,11 @@ def test_estimates_are_within_a_quarter_of_the_truth_on_noisy_timings(seed):
 @pytest.mark.parametrize("seconds, text", [(0, "0s"), (42.4, "42s"), (75, "1m15s"), (3599, "59m59s"), (4000, "1h06m")])
 def test_durations_read_as_people_say_them(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_a_first_epochs_one_off_work_is_not_counted_for_the_epochs_after_it():
+    # The memory phase's first epoch encodes every video once (50 s here) and then trains (2 s): the
+    # epochs after it are estimated at 2 s each, not 52.
+    clock = RemainingTime([("memory", 11)])
+    clock.record("memory", 52.0, one_off=50.0)
+    assert clock.seconds_left() == pytest.approx(10 * 2.0)
