@@ -48,10 +48,13 @@ def setting(default: Any, help: str, *, min: float | None = None, max: float | N
 @dataclass
 class DataConfig:
     dir: str = setting("data/synth/prepared", "prepared dataset that train and evaluate read")
-    raw: str = setting("data/synth/raw", "raw dataset (videos/ + labels/) that train prepares into data.dir when it is missing")
-    synthesize: bool = setting(True, "generate the synthetic TV dataset into data.raw when both data.dir and data.raw are missing")
+    raw: str = setting("data/synth/raw", "raw dataset (videos/ + labels/) that train prepares into data.dir when it "
+                                         "is missing")
+    synthesize: bool = setting(True, "generate the synthetic TV dataset into data.raw when both data.dir and data.raw "
+                                     "are missing")
     size: Union[int, list[int]] = setting(64, "frame size prepare resizes every frame to: the short side N (the long "
-                                          "side keeps the videos' aspect ratio) or [W, H]; 8 to 1024 px", min=8, max=1024)
+                                          "side keeps the videos' aspect ratio) or [W, H]; 8 to 1024 px",
+                                          min=8, max=1024)
     classes: list[str] = setting(DEFAULT_CLASSES, "class names, in the order the model outputs them")
     background: str = setting("unknown", "background class: frames no segment covers; makes no segment in metrics")
     split_ratios: list[float] = setting([0.7, 0.15, 0.15], "train/val/test shares for videos not named in splits.csv")
@@ -136,16 +139,21 @@ class SynthConfig:
 
 @dataclass
 class ModelConfig:
-    encoder: str = setting("cnn", "frame encoder: cnn (compact, for CPU) or a torchvision backbone (resnet18, mobilenet_v3_small, efficientnet_b0)")
-    pretrained: Union[bool, str] = setting(False, "false, true (torchvision weights from the local cache only) or a path to a state dict")
-    width: int = setting(32, "channels of the first block of the compact cnn encoder (doubles per block)", min=4, max=512)
+    encoder: str = setting("cnn", "frame encoder: cnn (compact, for CPU) or a torchvision backbone (resnet18, "
+                                  "mobilenet_v3_small, efficientnet_b0)")
+    pretrained: Union[bool, str] = setting(False, "false, true (torchvision weights from the local cache only) or a "
+                                                  "path to a state dict")
+    width: int = setting(32, "channels of the first block of the compact cnn encoder (doubles per block)",
+                         min=4, max=512)
     embed: int = setting(128, "size of the per-frame embedding the encoder outputs", min=4, max=4096)
     cell: str = setting("lstm", "memory cell: {names}", names=_registered_cells)
     hidden: int = setting(128, "hidden (and cell) state size of the memory cell", min=1, max=8192)
     layers: int = setting(1, "stacked memory layers", min=1, max=16)
     dropout: float = setting(0.0, "dropout between embedding, memory layers and head", min=0.0, max=0.95)
-    window: int = setting(16, "tdnn only: frames the causal window sees (this one and window-1 before)", min=1, max=4096)
-    forget_bias: float = setting(1.0, "initial forget-gate bias of lstm/peephole cells (>= 1 helps long memory)", min=-10.0, max=10.0)
+    window: int = setting(16, "tdnn only: frames the causal window sees (this one and window-1 before)",
+                          min=1, max=4096)
+    forget_bias: float = setting(1.0, "initial forget-gate bias of lstm/peephole cells (>= 1 helps long "
+                                      "memory)", min=-10.0, max=10.0)
 
 
 @dataclass
@@ -160,25 +168,33 @@ class TrainConfig:
     memory_epochs: int = setting(30, "most memory epochs, after the joint ones: the memory and head alone on cached "
                                  "frame embeddings, whole videos at a time (0 = off); the phase ends sooner on a "
                                  "plateau or train.time", min=0)
-    memory_lr: float = setting(0.003, "peak learning rate of the memory epochs (cosine decay, no warm-up)", min=0.0, max=10.0)
+    memory_lr: float = setting(0.003, "peak learning rate of the memory epochs (cosine decay, no "
+                                      "warm-up)", min=0.0, max=10.0)
     warmup: float = setting(0.5, "epochs of linear learning-rate warm-up before the cosine decay", min=0.0)
     grad_clip: float = setting(1.0, "clip the gradient norm to this (0 = off); recurrent nets explode", min=0.0)
     label_smoothing: float = setting(0.0, "label smoothing of the per-frame cross-entropy", min=0.0, max=0.99)
-    class_weights: Union[str, list[float]] = setting("auto", "auto (inverse sqrt of label frequency), none, or one weight per class")
+    class_weights: Union[str, list[float]] = setting("auto", "auto (inverse sqrt of label frequency), none, or one "
+                                                             "weight per class")
     augment: bool = setting(True, "temporally consistent augmentation: one crop/flip/colour jitter per clip")
-    amp: Union[bool, str] = setting("auto", "mixed precision for the encoder (bf16; fp16 on old GPUs), the memory cell stays fp32: auto (on for CUDA and for CPUs with native bf16), true or false")
+    amp: Union[bool, str] = setting("auto", "mixed precision for the encoder (bf16; fp16 on old GPUs), the memory "
+                                            "cell stays fp32: auto (on for CUDA and for CPUs with native bf16), true "
+                                            "or false")
     compile: bool = setting(False, "torch.compile the encoder (slow first steps, faster after)")
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     seed: int = setting(0, "random seed; CPU runs with the same seed repeat exactly", min=0)
-    nonfinite: str = setting("stop", "a non-finite loss or gradient: stop (with a message naming the step; the last checkpoint is kept) or skip the step and count it",
+    nonfinite: str = setting("stop", "a non-finite loss or gradient: stop (with a message naming the step; the last "
+                                     "checkpoint is kept) or skip the step and count it",
                              choices=("stop", "skip"))
     patience: int = setting(3, "a phase ends after this many epochs without a better validation metric (joint: "
                             "frame accuracy, memory: masked accuracy; 0 = run every epoch)", min=0)
     time: float = setting(0.0, "minutes the whole run may take (0 = no limit): each phase gets a share, and a "
                           "phase that ends early leaves its time to the next", min=0.0)
-    best_metric: str = setting("masked_accuracy", "validation metric that picks best.ckpt (frame_accuracy when data has no masks)",
+    best_metric: str = setting("masked_accuracy", "validation metric that picks best.ckpt (frame_accuracy when data "
+                                                  "has no masks)",
                                choices=tuple(m.key for m in TRACKED))
-    workers: Union[int, str] = setting("auto", "data-loader worker processes: 0 = load in the training process; auto = 0 on machines with up to 2 cores (workers would compete with training for them), else min(4, cores - 2)")
+    workers: Union[int, str] = setting("auto", "data-loader worker processes: 0 = load in the training process; auto "
+                                               "= 0 on machines with up to 2 cores (workers would compete with "
+                                               "training for them), else min(4, cores - 2)")
     steps_per_epoch: int = setting(0, "optimisation steps per epoch (0 = enough clips to cover train.epoch_frames "
                                    "of the training frames)", min=0)
     epoch_frames: float = setting(1.0, "share of the training frames one joint epoch covers, in clips drawn across "
@@ -329,7 +345,8 @@ def _check_consistency(cfg: Config) -> None:
     if d.background not in d.classes:
         raise ConfigError(f"data.background: {d.background!r} is not one of data.classes {d.classes}")
     if len(d.split_ratios) != 3 or any(r < 0 for r in d.split_ratios) or abs(sum(d.split_ratios) - 1) > 1e-6:
-        raise ConfigError(f"data.split_ratios: need 3 non-negative shares (train, val, test) summing to 1, got {d.split_ratios}")
+        raise ConfigError(f"data.split_ratios: need 3 non-negative shares (train, val, test) summing to 1, got "
+                           f"{d.split_ratios}")
     if isinstance(d.class_map, dict):
         for label, name in d.class_map.items():
             if name not in d.classes:
@@ -373,7 +390,8 @@ def merge(base: dict, update: dict, *, source: str = "") -> dict:
     """Deep-merge ``update`` onto ``base`` (both nested dicts keyed like the config); unknown keys raise."""
     where = f" in {source}" if source else ""
     if not isinstance(update, dict):
-        raise ConfigError(f"config{where} must be a mapping of sections (data:, model:, ...), got {type(update).__name__}")
+        raise ConfigError(f"config{where} must be a mapping of sections (data:, model:, ...), got "
+                           f"{type(update).__name__}")
     out = {s: dict(v) for s, v in base.items()}
     for section, values in update.items():
         if section not in out:
@@ -504,7 +522,8 @@ def render_yaml(cfg: Config, *, comments: bool = True) -> str:
             entry = f"  {key}: {_yaml_value(tree[name][key])}"
             if comments:
                 names = f.metadata.get("names")
-                entry += f"  # ({_type_name(tp)}) {f.metadata['help'].format(names=names()) if names else f.metadata['help']}"
+                meaning = f.metadata["help"].format(names=names()) if names else f.metadata["help"]
+                entry += f"  # ({_type_name(tp)}) {meaning}"
             lines.append(entry)
         if comments:
             lines.append("")

@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import math
-import time
 import os
+import time
 from typing import Iterator
 
 import numpy as np
