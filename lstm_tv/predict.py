@@ -25,7 +25,7 @@ from lstm_tv.data.sources import LiveOptions, is_live
 from lstm_tv.errors import LabelError, LstmTvError, VideoError
 from lstm_tv.live_predict import STDOUT, LiveOutputs, LiveReport, watch
 from lstm_tv.model.classifier import FrameClassifier
-from lstm_tv.stream import DEFAULT_BATCH, PredictedChunk, open_for_inference, predict_video
+from lstm_tv.stream import DEFAULT_BATCH, PredictedChunk, open_for_inference, predict_video, threads_beside_decoding
 from lstm_tv.traces import BoundedTrace, draw_timeline
 from lstm_tv.truth import TruthLabels
 from lstm_tv.writers import FIGURE_SUFFIXES, VideoContext, format_for, open_writer, prediction_suffixes
@@ -350,7 +350,7 @@ def run_predict(sources: list[str | Path], *, checkpoint: str | Path | None = No
     summaries = []
     for job, info, truth in zip(jobs, infos, truths, strict=True):
         step = stride_for(info, stride, fps)
-        with reporter.bar(escape(job.video.name), total=info.frames or None) as bar:
+        with reporter.bar(escape(job.video.name), total=info.frames or None) as bar, threads_beside_decoding(dev):
             summary = predict_job(model, record, job, info, dev, batch=batch, stride=step, truth=truth,
                                   min_confidence=abstain_below,
                                   min_frames=min_frames,

@@ -335,3 +335,16 @@ for args in (["--help"], ["predict", {str(trained["video"])!r}, "--checkpoint", 
     said = [line for line in r.stderr.splitlines() if line.startswith(("--help", "predict"))]
     assert said == ["--help False False False", "predict False False False"]
     assert (tmp_path / "p.csv").is_file()
+
+
+def test_the_model_leaves_a_core_to_the_decoder_while_a_file_is_predicted():
+    from lstm_tv.stream import threads_beside_decoding
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with threads_beside_decoding(torch.device("cpu")):
+            inside = torch.get_num_threads()
+        assert inside == max(1, min(2, (os.cpu_count() or 2) - 1)) and torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
