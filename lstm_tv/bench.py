@@ -395,7 +395,6 @@ def _result_line(spec: RunSpec, result: dict) -> str:
     what = f"{spec.cell} on {spec.gaps} gaps, seed {spec.seed}: "
     if result["status"] != "ok":
         return what + f"[red]failed[/] ({escape(result.get('error', ''))})"  # the message is not markup
-    masked = result.get("masked_accuracy")
-    text = (f"masked {fmt_value(masked)}, frame {fmt_value(result['frame_accuracy'])}, "
+    text = (f"masked {fmt_value(result.get('masked_accuracy'))}, frame {fmt_value(result['frame_accuracy'])}, "
             f"train {result['train_seconds']:.0f} s")
     return what + text + (" (reused)" if result.get("reused") else "")

@@ -163,6 +163,43 @@ LabelsOpt = Annotated[Optional[Path], typer.Option(
          "of <stem>.txt/.csv. Adds a truth strip to figures and the accuracy to the summary.")]
 
 
+# predict's options for events, live sources and precision, named here to keep the command's signature readable
+EventsOpt = Annotated[Optional[Path], typer.Option(
+    help="One JSON line per closed segment (label, start, end, start_time, end_time, frames, "
+         "mean_confidence), written as soon as it closes: FILE.jsonl, a directory, or - for "
+         "stdout.")]
+MinFramesOpt = Annotated[int, typer.Option(
+    help="With --events: a run of another label shorter than N frames is flicker, absorbed into the "
+         "open segment (docs/formats.md, events).")]
+ChunkOpt = Annotated[Optional[int], typer.Option(
+    help="Frames per model step of a live source (1 = a row per frame as it arrives; default: --batch); "
+         "rows come at most one chunk plus one step after a frame arrives.", show_default=False)]
+FollowOpt = Annotated[bool, typer.Option(
+    help="Read a file that is still being written, while it grows.")]
+FollowTimeoutOpt = Annotated[float, typer.Option(
+    help="With --follow: seconds without growth that end the file.")]
+OpenTimeoutOpt = Annotated[float, typer.Option(
+    help="Live sources: seconds to open the source; then a one-line error.")]
+ReadTimeoutOpt = Annotated[float, typer.Option(
+    help="Live sources: seconds without data after which the stream counts as stalled.")]
+ReconnectOpt = Annotated[int, typer.Option(
+    help="Live sources: reopen a dropped network source or device up to N times in a row "
+         "(the model's memory is reset and the gap marked).")]
+RealtimeOpt = Annotated[bool, typer.Option(
+    help="Live sources: drop the oldest frames when the model falls behind, keeping the lag bounded "
+         "(the count is reported); without it no frame is dropped.")]
+AmpOpt = Annotated[bool, typer.Option(
+    "--amp/--no-amp", help="Run the frame encoder in bfloat16 on the CPU (float16 on CUDA): the encoder "
+                           "alone runs ~1.5-2x faster on CPUs with native bf16, but decoding bounds the "
+                           "whole pipeline (docs/benchmarks.md); probabilities stay within ~1e-2 of fp32.")]
+StrideOpt = Annotated[int, typer.Option(
+    help="Run the model on every N-th frame only and repeat its last prediction in between (faster "
+         "on long videos). The memory cell then sees every N-th frame, i.e. time N times faster "
+         "than it was trained at.")]
+FpsOpt = Annotated[Optional[float], typer.Option(
+    help="Like --stride, with N chosen so the model runs at about this many frames per second.")]
+
+
 @app.command()
 def predict(videos: Annotated[list[str], typer.Argument(
                 help="Video files, directories of videos, or glob patterns; or one live source: a URL (udp://, "
@@ -189,42 +226,18 @@ def predict(videos: Annotated[list[str], typer.Argument(
                 show_default=False)] = None,
             batch: Annotated[int, typer.Option(
                 help="Decoded frames per streamed chunk (memory, not results, depends on it).")] = 64,
-            stride: Annotated[int, typer.Option(
-                help="Run the model on every N-th frame only and repeat its last prediction in between (faster "
-                     "on long videos). The memory cell then sees every N-th frame, i.e. time N times faster "
-                     "than it was trained at.")] = 1,
-            fps: Annotated[Optional[float], typer.Option(
-                help="Like --stride, with N chosen so the model runs at about this many frames per second.")] = None,
-            events: Annotated[Optional[Path], typer.Option(
-                help="One JSON line per closed segment (label, start, end, start_time, end_time, frames, "
-                     "mean_confidence), written as soon as it closes: FILE.jsonl, a directory, or - for "
-                     "stdout.")] = None,
-            min_frames: Annotated[int, typer.Option(
-                help="With --events: a run of another label shorter than N frames is flicker, absorbed into the "
-                     "open segment (docs/formats.md, events).")] = 1,
-            chunk: Annotated[Optional[int], typer.Option(
-                help="Frames per model step of a live source (1 = a row per frame as it arrives; default: --batch); "
-                     "rows come at most one chunk plus one step after a frame arrives.", show_default=False)] = None,
-            follow: Annotated[bool, typer.Option(
-                help="Read a file that is still being written, while it grows.")] = False,
-            follow_timeout: Annotated[float, typer.Option(
-                help="With --follow: seconds without growth that end the file.")] = 10.0,
-            open_timeout: Annotated[float, typer.Option(
-                help="Live sources: seconds to open the source; then a one-line error.")] = 10.0,
-            read_timeout: Annotated[float, typer.Option(
-                help="Live sources: seconds without data after which the stream counts as stalled.")] = 10.0,
-            reconnect: Annotated[int, typer.Option(
-                help="Live sources: reopen a dropped network source or device up to N times in a row "
-                     "(the model's memory is reset and the gap marked).")] = 0,
-            realtime: Annotated[bool, typer.Option(
-                help="Live sources: drop the oldest frames when the model falls behind, keeping the lag bounded "
-                     "(the count is reported); without it no frame is dropped.")] = False,
-            amp: Annotated[bool, typer.Option(
-                "--amp/--no-amp", help="Run the frame encoder in bfloat16 on the CPU (float16 on CUDA): the encoder "
-                                       "alone runs ~1.5-2x faster on CPUs with native bf16, but decoding bounds the "
-                                       "whole "
-                                       "pipeline (docs/benchmarks.md); probabilities stay within ~1e-2 of "
-                                       "fp32.")] = False,
+            stride: StrideOpt = 1,
+            fps: FpsOpt = None,
+            events: EventsOpt = None,
+            min_frames: MinFramesOpt = 1,
+            chunk: ChunkOpt = None,
+            follow: FollowOpt = False,
+            follow_timeout: FollowTimeoutOpt = 10.0,
+            open_timeout: OpenTimeoutOpt = 10.0,
+            read_timeout: ReadTimeoutOpt = 10.0,
+            reconnect: ReconnectOpt = 0,
+            realtime: RealtimeOpt = False,
+            amp: AmpOpt = False,
             min_confidence: Annotated[Optional[float], typer.Option(
                 help="Label a frame with the background class when its calibrated top probability is below P "
                      "(the probabilities are written unchanged) [the checkpoint's predict.min_confidence].",

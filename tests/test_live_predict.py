@@ -236,7 +236,7 @@ def test_the_memory_starts_again_after_a_gap(tiny_run):
     from lstm_tv.stream import load_model
 
     record, model = load_model(tiny_run["ckpt"], torch.device("cpu"))
-    frames = np.random.default_rng(0).integers(0, 255, (2, 6, record.size, record.size, 3), dtype=np.uint8)
+    frames = np.random.default_rng(0).integers(0, 255, (2, 6, record.size[1], record.size[0], 3), dtype=np.uint8)
 
     def chunk(i: int, gap: bool) -> LiveDecoded:
         return LiveDecoded(np.arange(6) + 6 * i, frames[i], np.arange(6) / 24 + i, np.zeros(6), gap=gap)
@@ -256,7 +256,7 @@ def test_live_probabilities_are_calibrated_and_abstain_as_files_do(tiny_run):
     from lstm_tv.stream import load_model, probabilities, stream_step
 
     record, model = load_model(tiny_run["ckpt"], torch.device("cpu"))
-    frames = np.random.default_rng(1).integers(0, 255, (6, record.size, record.size, 3), dtype=np.uint8)
+    frames = np.random.default_rng(1).integers(0, 255, (6, record.size[1], record.size[0], 3), dtype=np.uint8)
     logits, _ = stream_step(model, frames, None, torch.device("cpu"))
     chunk = LiveDecoded(np.arange(6), frames, np.arange(6) / 24, np.zeros(6), gap=False)
     (out,) = predict_live(model, [chunk], torch.device("cpu"), temperature=2.0, min_confidence=1.0, background=4)

@@ -211,9 +211,7 @@ def prepare_dataset(src: str | Path, out: str | Path, cfg: DataConfig, *, worker
     pairs, warnings = discover(src, cfg, skip_unlabeled=skip_unlabeled, labels_format=labels_format)
     for w in warnings:
         warn(w)
-    classes = list(cfg.classes)
-    splits = assign_splits(src, pairs, cfg.split_ratios)
-
+    classes, splits = list(cfg.classes), assign_splits(src, pairs, cfg.split_ratios)
     partial = out.with_name(out.name + ".partial")
     fingerprint = _fingerprint(src, cfg, labels_format)
     _open_partial(partial, fingerprint)  # creates OUT's parent only now that the inputs have been checked
