@@ -19,7 +19,7 @@ import numpy as np
 
 from lstm_tv.config import DataConfig
 from lstm_tv.data import annotation_tools
-from lstm_tv.data import labels as L
+from lstm_tv.data import labels as label_files
 from lstm_tv.data.annotation_tools.common import PER_FRAME
 from lstm_tv.data.prepare import assign_splits, discover
 from lstm_tv.errors import DatasetError, LabelError, PredictionError
@@ -248,7 +248,7 @@ def _fitted(values: list[int], pred: PredictionFile, path: Path, what: str) -> t
     """``values`` fitted to the prediction's row count with prepare's tolerance; else an error naming both."""
     rows = len(pred.labels)
     try:
-        fixed, warning = L.fit_length(values, rows, path, what)
+        fixed, warning = label_files.fit_length(values, rows, path, what)
     except LabelError:
         raise PredictionError(f"{pred.path}: {rows} rows but {path} has {len(values)} {what}; "
                               f"expected one row per decoded frame") from None
@@ -299,8 +299,8 @@ def load_scoring_set(pred_dir: str | Path, src: str | Path, cfg: DataConfig, *, 
         DatasetError, LabelError: as ``prepare`` for ``src`` itself.
     """
     pred_dir, src = Path(pred_dir), Path(src)
-    if split is not None and split not in L.SPLITS:
-        raise DatasetError(f"--split {split}: must be one of {', '.join(L.SPLITS)}")
+    if split is not None and split not in label_files.SPLITS:
+        raise DatasetError(f"--split {split}: must be one of {', '.join(label_files.SPLITS)}")
     classes, background = list(cfg.classes), cfg.classes.index(cfg.background)
     pairs, warnings = discover(src, cfg, skip_unlabeled=skip_unlabeled, labels_format=labels_format)
     splits = assign_splits(src, pairs, list(cfg.split_ratios))
@@ -323,7 +323,7 @@ def load_scoring_set(pred_dir: str | Path, src: str | Path, cfg: DataConfig, *, 
         truth, more = _truth(annotation, pred, background)
         mask = mask_warning = None
         if mask_path is not None:
-            mask, mask_warning = _fitted(L.read_mask(mask_path), pred, mask_path, "mask values")
+            mask, mask_warning = _fitted(label_files.read_mask(mask_path), pred, mask_path, "mask values")
             mask = mask.astype(bool)
         warnings += more + ([mask_warning] if mask_warning else [])
         videos.append(ScoredVideo(stem, pred, annotation.path, truth, mask))

@@ -35,7 +35,7 @@ import numpy as np
 from lstm_tv import __version__
 from lstm_tv.config import DataConfig
 from lstm_tv.data import annotation_tools as A
-from lstm_tv.data import labels as L
+from lstm_tv.data import labels as label_files
 from lstm_tv.data.video import VIDEO_EXTENSIONS, probe, read_frames
 from lstm_tv.errors import DatasetError
 from lstm_tv.fileio import write_json
@@ -100,7 +100,7 @@ def discover(src: Path, cfg: DataConfig, *, skip_unlabeled: bool = False, labels
             continue
         mask = mdir / f"{stem}.txt"
         if mask.is_file():
-            L.read_mask(mask)  # a bad mask fails now, not after hours of decoding
+            label_files.read_mask(mask)  # a bad mask fails now, not after hours of decoding
         pairs.append((stem, video, found[stem], mask if mask.is_file() else None))
     if not pairs:
         raise DatasetError(f"{src}: no labelled videos found in {vdir}")
@@ -111,8 +111,8 @@ def assign_splits(src: Path, pairs, ratios: list[float]) -> dict[str, str]:
     """Splits from ``splits.csv`` where it names a video, else the labels' own split (MS-TCN bundles,
     ActivityNet subsets), else a stable hash of the stem."""
     stems = [p[0] for p in pairs]
-    named = L.read_splits(src / "splits.csv", stems) if (src / "splits.csv").is_file() else {}
-    return {stem: named.get(stem) or ann.split or L.hash_split(stem, ratios) for stem, _, ann, _ in pairs}
+    named = label_files.read_splits(src / "splits.csv", stems) if (src / "splits.csv").is_file() else {}
+    return {stem: named.get(stem) or ann.split or label_files.hash_split(stem, ratios) for stem, _, ann, _ in pairs}
 
 
 def prepare_video(job: VideoJob) -> dict:
@@ -135,7 +135,7 @@ def prepare_video(job: VideoJob) -> dict:
     np.save(out / "labels.npy", np.asarray(labels, dtype=np.int64))
     np.save(out / "times.npy", np.asarray(times, dtype=np.float64))
     if job.mask is not None:
-        mask, warning = L.fit_length(L.read_mask(job.mask), n, job.mask, what="mask values")
+        mask, warning = label_files.fit_length(label_files.read_mask(job.mask), n, job.mask, what="mask values")
         warnings += [warning] if warning else []
         np.save(out / "mask.npy", np.asarray(mask, dtype=np.uint8))
     duration = times[-1] if n > 1 else 0.0
