@@ -24,15 +24,19 @@ LENGTH_TOLERANCE = 2
 TIME_SLACK = 5e-4
 
 
-def read_lines(path: Path) -> list[str]:
-    """Lines of a UTF-8 text file without line endings (LF or CRLF); trailing blank lines dropped."""
+def read_text(path: Path) -> str:
+    """A UTF-8 text file (a BOM is dropped); a missing or non-UTF-8 file is a ``LabelError`` naming it."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        return path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise LabelError(f"{path}: file not found") from None
     except UnicodeDecodeError as e:
         raise LabelError(f"{path}: not UTF-8 text (invalid byte at offset {e.start}); save it as UTF-8") from None
-    lines = text.splitlines()
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines of a UTF-8 text file without line endings (LF or CRLF); trailing blank lines dropped."""
+    lines = read_text(path).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     return lines

@@ -224,12 +224,7 @@ def read_xml(path: Path) -> XmlDoc:
 
 def read_json(path: Path):
     """A JSON file's value; malformed JSON is a ``LabelError`` with line and column."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise LabelError(f"{path}: file not found") from None
-    except UnicodeDecodeError as e:
-        raise LabelError(f"{path}: not UTF-8 text (invalid byte at offset {e.start})") from None
+    text = label_files.read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
