@@ -3,7 +3,8 @@
 Each run is what a new user does, from a fresh directory: ``lstm-tv synth`` (the family, at a seed),
 ``lstm-tv prepare``, ``lstm-tv train`` with every default (plus ``train.amp``), ``lstm-tv evaluate
 --split test``. The table has one row per family: masked and frame accuracy (mean and min over the
-seeds), against the issue's targets, and the wall time of synth + prepare + train.
+seeds), against the issue's targets, the test split's calibration error (ECE, after the temperature
+training fits), and the wall time of synth + prepare + train.
 
     python benchmarks/bench_recipe.py [--families synthetic pictures-120 ...] [--seeds 101 102 103]
         [--amp false] [--out runs/bench-recipe] [KEY=VALUE ...]
@@ -68,7 +69,7 @@ def run_one(family: str, seed: int, amp: str, overrides: list[str], out: Path) -
     report = json.loads((work / "test.json").read_text())
     return {"family": family, "seed": seed, "amp": amp, "overrides": overrides,
             "masked_accuracy": report.get("masked_accuracy"), "frame_accuracy": report["frame_accuracy"],
-            "macro_f1": report.get("macro_f1"), "seconds_data": round(prepared - start, 1),
+            "macro_f1": report.get("macro_f1"), "ece": report.get("ece"), "seconds_data": round(prepared - start, 1),
             "seconds_train": round(trained - prepared, 1), "seconds_total": round(trained - start, 1),
             # CPU seconds of synth + prepare + train: on a shared machine, wall time says more about the load.
             "cpu_seconds_total": round(cpu_trained - cpu_start, 1)}
@@ -93,7 +94,8 @@ def cpu_model() -> str:
 def table(results: list[dict]) -> str:
     """The Markdown table: per family, mean and min of each accuracy over seeds, the targets, wall time."""
     lines = ["| family | seeds | masked acc mean / min | frame acc mean / min | target masked / frame "
-             "| wall time mean (data + train) | CPU time mean | amp |", "|---|---|---|---|---|---|---|---|"]
+             "| test ECE mean / max | wall time mean (data + train) | CPU time mean | amp |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for family in FAMILIES:
         rows = [r for r in results if r["family"] == family]
         if not rows:
@@ -105,9 +107,11 @@ def table(results: list[dict]) -> str:
         tm, tf = FAMILIES[family]["targets"]
         cpu = [r["cpu_seconds_total"] for r in rows if r.get("cpu_seconds_total") is not None]
         cpu_text = f"{statistics.mean(cpu) / 60:.1f} min" if cpu else "-"
+        ece = [r["ece"] for r in rows if r.get("ece") is not None]
+        ece_text = f"{statistics.mean(ece):.3f} / {max(ece):.3f}" if ece else "-"
         lines.append(f"| {family} | {', '.join(str(r['seed']) for r in rows)} "
                      f"| {statistics.mean(masked):.3f} / {min(masked):.3f} | {statistics.mean(frame):.3f} / "
-                     f"{min(frame):.3f} | {tm} / {tf} | {total / 60:.1f} min ({data / 60:.1f} + "
+                     f"{min(frame):.3f} | {tm} / {tf} | {ece_text} | {total / 60:.1f} min ({data / 60:.1f} + "
                      f"{(total - data) / 60:.1f}) | {cpu_text} | {rows[0]['amp']} |")
     return "\n".join(lines)
 

@@ -94,7 +94,9 @@ def input_pipeline(cfg, data: PreparedDataset, steps: int, rounds: int) -> None:
             opt = make_optimizer(model, cfg.train.weight_decay, cfg.train.lr)
             optimisation = Optimisation(list(model.parameters()), opt, make_scheduler(opt, 1, 10**6, 0.0),
                                         cfg.train.grad_clip)
-            batches = ((b["frames"].to(device), b["labels"].to(device)) for b in source)
+            # Augmentation is applied in the training step, batched, whichever way the batches arrive.
+            batches = ((ClipAugment.apply(b["frames"], b["augment"]) if "augment" in b else b["frames"], b["labels"])
+                       for b in source)
             stats = train_epoch(model, batches, len(source), cfg.train.tbptt, loss_fn, optimisation, StepGuard(),
                                 NoBar())
             if r:

@@ -31,7 +31,7 @@ DISTANCE_BIN = 20  # frames per bin of the accuracy-against-distance curves
 HEADLINE = metric("masked_accuracy")  # the frames that need memory: what the bench is about
 # The other metrics of the table, in its order: every one per run, the tracked ones in the summaries.
 OTHERS = [m for m in METRICS if m is not HEADLINE]
-SUMMARY_METRICS = [m for m in OTHERS if m.tracked]
+SUMMARY_METRICS = [m for m in OTHERS if m.tracked and m.source == "frames"]
 
 SUMMARY_COLUMNS = ["cell", "gaps", "gap_min", "gap_max", "seeds", HEADLINE.key, f"{HEADLINE.key}_std",
                    *[m.key for m in SUMMARY_METRICS], "memory_params", "total_params", "train_seconds", "failed"]

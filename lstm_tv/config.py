@@ -52,7 +52,7 @@ class DataConfig:
                                          "is missing")
     synthesize: bool = setting(True, "generate the synthetic TV dataset into data.raw when both data.dir and data.raw "
                                      "are missing")
-    size: Union[int, list[int]] = setting(64, "frame size prepare resizes every frame to: the short side N (the long "
+    size: Union[int, list[int]] = setting(48, "frame size prepare resizes every frame to: the short side N (the long "
                                           "side keeps the videos' aspect ratio) or [W, H]; 8 to 1024 px",
                                           min=8, max=1024)
     classes: list[str] = setting(DEFAULT_CLASSES, "class names, in the order the model outputs them")
@@ -158,18 +158,24 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = setting(8, "most joint epochs (passes over the training frames that train encoder and memory "
-                          "together); the phase ends sooner on a plateau or train.time", min=1)
-    batch_size: int = setting(8, "clips per optimisation step (per process under torchrun)", min=1)
-    clip_frames: int = setting(256, "frames per training clip", min=1)
-    tbptt: int = setting(64, "frames per truncated-BPTT chunk; state is carried and detached between chunks", min=1)
+    epochs: int = setting(60, "most joint epochs (encoder, memory and head trained together on clips; an epoch is "
+                          "train.epoch_frames of the training frames); the phase ends sooner on a plateau or "
+                          "train.time", min=1)
+    batch_size: int = setting(64, "clips per optimisation step of the joint phase (per process under torchrun)",
+                              min=1)
+    clip_frames: int = setting(1, "frames per joint-phase clip: 1 = single frames drawn across all videos (the "
+                               "encoder learns what a frame shows; the memory phase learns what came before)",
+                               min=1)
+    tbptt: int = setting(1, "frames per truncated-BPTT chunk; state is carried and detached between chunks", min=1)
     lr: float = setting(0.003, "peak learning rate of AdamW", min=0.0, max=10.0)
     weight_decay: float = setting(0.0001, "AdamW weight decay", min=0.0, max=10.0)
     memory_epochs: int = setting(30, "most memory epochs, after the joint ones: the memory and head alone on cached "
                                  "frame embeddings, whole videos at a time (0 = off); the phase ends sooner on a "
                                  "plateau or train.time", min=0)
+    memory_batch: int = setting(8, "videos per optimisation step of the memory phase (per process under torchrun)",
+                                min=1)
     memory_lr: float = setting(0.003, "peak learning rate of the memory epochs (cosine decay, no "
-                                      "warm-up)", min=0.0, max=10.0)
+                                      "warm-up; lowered on a plateau like train.lr)", min=0.0, max=10.0)
     warmup: float = setting(0.5, "epochs of linear learning-rate warm-up before the cosine decay", min=0.0)
     grad_clip: float = setting(1.0, "clip the gradient norm to this (0 = off); recurrent nets explode", min=0.0)
     label_smoothing: float = setting(0.0, "label smoothing of the per-frame cross-entropy", min=0.0, max=0.99)
@@ -185,8 +191,9 @@ class TrainConfig:
     nonfinite: str = setting("stop", "a non-finite loss or gradient: stop (with a message naming the step; the last "
                                      "checkpoint is kept) or skip the step and count it",
                              choices=("stop", "skip"))
-    patience: int = setting(3, "a phase ends after this many epochs without a better validation metric (joint: "
-                            "frame accuracy, memory: masked accuracy; 0 = run every epoch)", min=0)
+    patience: int = setting(3, "epochs without a better validation metric (joint: frame accuracy, memory: masked "
+                            "accuracy) that make a plateau: the first lowers the phase's learning rate ten-fold, "
+                            "the second ends the phase (0 = run every epoch)", min=0)
     time: float = setting(0.0, "minutes the whole run may take (0 = no limit): each phase gets a share, and a "
                           "phase that ends early leaves its time to the next", min=0.0)
     best_metric: str = setting("masked_accuracy", "validation metric that picks best.ckpt (frame_accuracy when data "
@@ -195,9 +202,9 @@ class TrainConfig:
     workers: Union[int, str] = setting("auto", "data-loader worker processes: 0 = load in the training process; auto "
                                                "= 0 on machines with up to 2 cores (workers would compete with "
                                                "training for them), else min(4, cores - 2)")
-    steps_per_epoch: int = setting(0, "optimisation steps per epoch (0 = enough clips to cover train.epoch_frames "
-                                   "of the training frames)", min=0)
-    epoch_frames: float = setting(1.0, "share of the training frames one joint epoch covers, in clips drawn across "
+    steps_per_epoch: int = setting(0, "optimisation steps per joint epoch (0 = enough clips to cover "
+                                   "train.epoch_frames of the training frames, and at least 50 steps)", min=0)
+    epoch_frames: float = setting(0.25, "share of the training frames one joint epoch covers, in clips drawn across "
                                   "all videos; below 1, the plateau and time rules judge the encoder more often",
                                   min=0.01, max=1.0)
 

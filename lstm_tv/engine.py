@@ -90,6 +90,7 @@ class Optimisation:
             would otherwise underflow; None in bf16 and fp32.
         schedule_per_chunk: the schedule advances after every chunk's step (joint phase), or once
             per batch (memory phase).
+        lr_scale: a factor on the scheduled learning rate (:meth:`set_lr_scale`: lowered on a plateau).
     """
 
     params: list
@@ -98,6 +99,7 @@ class Optimisation:
     grad_clip: float
     scaler: torch.amp.GradScaler | None = None
     schedule_per_chunk: bool = True
+    lr_scale: float = 1.0
 
     @property
     def lr(self) -> float:
@@ -144,6 +146,13 @@ class Optimisation:
             # That order is deliberate here: the schedule follows steps taken or skipped alike.
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
             self.scheduler.step()
+        self.set_lr_scale(self.lr_scale)
+
+    def set_lr_scale(self, scale: float) -> None:
+        """Run at ``scale`` times the scheduled learning rate from now on (the schedule's shape is kept)."""
+        self.lr_scale = scale
+        for group, scheduled in zip(self.optimizer.param_groups, self.scheduler.get_last_lr(), strict=True):
+            group["lr"] = scheduled * scale
 
 
 def tbptt_batch(net: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, chunk: int, loss_fn,

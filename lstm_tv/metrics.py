@@ -48,7 +48,8 @@ class Metric:
         short: its name in training's one line per epoch; empty: not on that line.
         tracked: followed per epoch: a ``metrics.csv`` column, a choice of ``train.best_metric``,
             in the learning curves (fractions), the training summary and the bench's tables.
-        source: the accumulator whose report holds it (``frames``: :class:`FrameMetrics`).
+        source: the accumulator whose report holds it (``frames``: :class:`FrameMetrics`; ``validation``:
+            training's validation adds it).
     """
 
     key: str
@@ -73,6 +74,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("frame_accuracy", "frame accuracy", ".4f", short="acc"),
     Metric("macro_f1", "macro-F1", ".4f", short="F1"),
     Metric("masked_accuracy", "masked accuracy", ".4f", short="masked"),  # only when the data has masks
+    # Each frame classified with the memory empty: the encoder's progress, which the joint phase follows
+    # (its single-frame clips never train the memory to carry state). Training's validation alone has it.
+    Metric("frame_accuracy_alone", "frame accuracy, frames alone", ".4f", short="alone", source="validation"),
     Metric("edit", "edit", ".2f", scale=100.0),
     Metric("f1@10", "F1@10", ".2f", scale=100.0, tracked=False),
     Metric("f1@25", "F1@25", ".2f", scale=100.0, tracked=False),

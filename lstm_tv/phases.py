@@ -27,6 +27,10 @@ from lstm_tv.model.classifier import FrameClassifier
 from lstm_tv.validation import encode_videos
 
 MEMORY_CHUNK = 1024  # frames back-propagated through at once in the memory phase (longer videos: TBPTT)
+# Optimisation steps an epoch takes at least, in either phase. The plateau rule judges a phase by its
+# epochs; on a small dataset one pass is a handful of steps, too few for a metric to move (the memory
+# of 30 videos in batches of 8: 4 steps). Such an epoch repeats passes until it has taken this many.
+MIN_EPOCH_STEPS = 50
 
 
 def loader_workers(setting: int | str) -> int:
@@ -41,14 +45,14 @@ def loader_workers(setting: int | str) -> int:
 
 def clips_per_epoch(cfg: Config, data: PreparedDataset, world: int) -> int:
     """Clips drawn per epoch over all ranks: ``steps_per_epoch`` batches, or enough to cover
-    ``train.epoch_frames`` of the training frames (clips drawn across all videos); a multiple of the
-    global batch."""
+    ``train.epoch_frames`` of the training frames (clips drawn across all videos) in at least
+    MIN_EPOCH_STEPS batches; a multiple of the global batch."""
     global_batch = cfg.train.batch_size * world
     if cfg.train.steps_per_epoch:
         return cfg.train.steps_per_epoch * global_batch
     frames = sum(v.frames for v in data.split("train")) * cfg.train.epoch_frames
     clips = math.ceil(frames / cfg.train.clip_frames)
-    return max(1, math.ceil(clips / global_batch)) * global_batch
+    return max(MIN_EPOCH_STEPS, math.ceil(clips / global_batch)) * global_batch
 
 
 def _wrap(net: nn.Module, device: torch.device, dist: Dist) -> nn.Module:
@@ -93,6 +97,8 @@ class JointPhase:
     def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for batch in self.loader:
             frames = batch["frames"].to(self.device, non_blocking=True)  # (B, L, H, W, 3) uint8
+            if "augment" in batch:
+                frames = ClipAugment.apply(frames, batch["augment"])
             labels = batch["labels"].to(self.device, non_blocking=True)  # (B, L)
             yield frames, labels
 
@@ -127,20 +133,20 @@ class MemoryPhase:
         self.one_off = 0.0  # seconds spent encoding since last asked (take_one_off): not repeated each epoch
         self.net: nn.Module | None = None
         params = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
-        batches = math.ceil(len(self.videos) / (cfg.train.batch_size * dist.world))
+        passes, steps = memory_passes(len(self.videos), cfg.train.memory_batch, dist.world)
         optimizer = make_optimizer(params, cfg.train.weight_decay, cfg.train.memory_lr)
         self.opt = Optimisation(params, optimizer,
-                                make_scheduler(optimizer, max(1, cfg.train.memory_epochs), batches, warmup=0.0),
+                                make_scheduler(optimizer, max(1, cfg.train.memory_epochs), passes * steps, warmup=0.0),
                                 cfg.train.grad_clip, schedule_per_chunk=False)
 
     def run_epoch(self, epoch: int, loss_fn, bar, guard: StepGuard) -> dict:
-        """One pass over every training video, in an order drawn for this epoch."""
+        """One epoch of :func:`memory_plan`: whole passes over the training videos, in orders drawn for it."""
         if self.cache is None:  # first memory epoch (or the first after --resume): freeze and encode once
             start = time.perf_counter()
             self._freeze_and_encode(bar)
             self.one_off += time.perf_counter() - start
         rng = np.random.default_rng([self.cfg.train.seed, epoch, 2])
-        plan = memory_plan([len(labels) for _, labels in self.cache], self.cfg.train.batch_size, self.dist.world, rng)
+        plan = memory_plan([len(labels) for _, labels in self.cache], self.cfg.train.memory_batch, self.dist.world, rng)
         return train_epoch(self.net, self._batches(plan), len(plan), MEMORY_CHUNK, loss_fn, self.opt, guard, bar)
 
     def _freeze_and_encode(self, bar) -> None:
@@ -173,19 +179,28 @@ class MemoryPhase:
         return seconds
 
 
+def memory_passes(videos: int, batch: int, world: int) -> tuple[int, int]:
+    """``(passes, steps per pass)`` of one memory epoch over ``videos`` videos: at least MIN_EPOCH_STEPS steps."""
+    steps = math.ceil(videos / (batch * world))
+    return math.ceil(MIN_EPOCH_STEPS / steps), steps
+
+
 def memory_plan(lengths: list[int], batch: int, world: int,
                 rng: np.random.Generator) -> list[tuple[list[list[int]], int]]:
     """One epoch of the memory phase: per step, each rank's video indices and the length to pad to.
 
-    Every rank derives the same plan and pads to the longest video of the whole step, so all ranks
-    run the same number of chunks (DDP's all-reduce needs it); a rank left without a video in the
-    last step gets an empty (all-padding) one.
+    An epoch is whole passes over the videos, each in its own random order, as many as make
+    MIN_EPOCH_STEPS steps. Every rank derives the same plan and pads to the longest video of the
+    whole step, so all ranks run the same number of chunks (DDP's all-reduce needs it); a rank left
+    without a video in a pass's last step gets an empty (all-padding) one.
     """
-    order = rng.permutation(len(lengths))
+    passes, _ = memory_passes(len(lengths), batch, world)
     plan = []
-    for i in range(0, len(order), batch * world):
-        group = order[i:i + batch * world]
-        plan.append(([group[r::world].tolist() for r in range(world)], max(lengths[j] for j in group)))
+    for _ in range(passes):
+        order = rng.permutation(len(lengths))
+        for i in range(0, len(order), batch * world):
+            group = order[i:i + batch * world]
+            plan.append(([group[r::world].tolist() for r in range(world)], max(lengths[j] for j in group)))
     return plan
 
 

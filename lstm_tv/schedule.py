@@ -4,15 +4,18 @@ A run is joint epochs, then memory epochs (:mod:`lstm_tv.phases`). A phase ends 
 rules, checked after each of its epochs (:func:`phase_end`):
 
 * **plateau**: its validation metric (:data:`PHASE_METRIC`) has not improved by :data:`MIN_DELTA` for
-  ``train.patience`` epochs;
+  ``train.patience`` epochs a second time. The first such plateau lowers the phase's learning rate
+  :data:`LR_DROP`-fold instead (like ``ReduceLROnPlateau``): a phase ends on a plateau only after it has
+  settled into its minimum at the lower rate, however many epochs that takes;
 * **time budget**: ``train.time`` minutes cover the whole run; each phase gets its :data:`PHASE_SHARE`
   of them plus what the phases before it left unused, and ends when its next epoch would overrun that
   (judged from its second epoch on: a first epoch does one-off work);
 * **epoch limit**: ``train.epochs`` / ``train.memory_epochs``.
 
-The plateau and epoch rules read only the metrics history, so a resumed run ends where an uninterrupted
-one would. The time rule reads the epoch times the run recorded (kept in ``last.ckpt``): a resumed run
-continues with the budget it had left; the time it spent stopped does not count.
+The plateau rule (and with it the learning-rate drop) and the epoch rule read only the metrics history,
+so a resumed run ends where an uninterrupted one would. The time rule reads the epoch times the run
+recorded (kept in ``last.ckpt``): a resumed run continues with the budget it had left; the time it
+spent stopped does not count.
 
 :class:`RemainingTime` times each epoch (training and validation together) and extrapolates: within
 a phase every epoch does the same work, so the phase's typical epoch time times the epochs it has left,
@@ -27,12 +30,15 @@ from dataclasses import dataclass, field
 from lstm_tv.config import Config
 
 # The validation metric each phase follows (its metrics.csv column, and its name in messages): the
-# encoder learns what a frame shows; the memory learns what the masked frames hide. Without masks
-# the memory phase follows frame accuracy.
-PHASE_METRIC = {"joint": ("val_frame_accuracy", "val frame accuracy"),
+# encoder learns what a frame shows (each frame classified on its own, as the joint phase's single-frame
+# clips train it); the memory learns what the masked frames hide. A phase whose metric is missing
+# (no masks; runs recorded before frames-alone accuracy) follows streamed frame accuracy.
+PHASE_METRIC = {"joint": ("val_frame_accuracy_alone", "val frame accuracy (frames alone)"),
                 "memory": ("val_masked_accuracy", "val masked accuracy")}
 FALLBACK_METRIC = ("val_frame_accuracy", "val frame accuracy")
 MIN_DELTA = 1e-3  # a smaller gain is noise (one frame in a thousand), not progress
+LR_DROP = 0.1  # the learning rate's factor after a phase's first plateau
+LR_DROPS = 1  # plateaus that lower the learning rate before one ends the phase
 # Share of train.time per phase. Joint epochs cost the most (every frame through the CNN with gradients);
 # memory epochs on cached embeddings are cheap, but the memory needs many of them.
 PHASE_SHARE = {"joint": 0.6, "memory": 0.4}
@@ -74,6 +80,33 @@ def stale_epochs(values: list[float | None]) -> int | None:
         else:
             stale += 1
     return stale
+
+
+def plateaus(values: list[float | None], patience: int) -> tuple[int, bool]:
+    """Replay a phase's metric (one value per epoch, larger = better): ``(learning-rate drops, ended)``.
+
+    Every ``patience`` epochs without a gain of MIN_DELTA over the best so far count as one plateau;
+    the first LR_DROPS plateaus lower the learning rate (the count starts again), the next ends the
+    phase. No patience, or an epoch without a value (no validation): no plateaus.
+    """
+    best, stale, drops = None, 0, 0
+    if not patience or any(value is None for value in values):
+        return 0, False
+    for value in values:
+        if best is None or value > best + MIN_DELTA:
+            best, stale = value, 0
+            continue
+        stale += 1
+        if stale >= patience:
+            if drops == LR_DROPS:
+                return drops, True
+            drops, stale = drops + 1, 0
+    return drops, False
+
+
+def lr_scale(cfg: Config, phase: str, rows: list[dict]) -> float:
+    """The factor on ``phase``'s scheduled learning rate after the epochs of ``rows`` (its metrics.csv rows)."""
+    return LR_DROP ** plateaus(phase_metric(phase, rows)[1], cfg.train.patience)[0]
 
 
 def phase_metric(phase: str, rows: list[dict]) -> tuple[str, list[float | None]]:
@@ -126,9 +159,9 @@ def phase_end(cfg: Config, phase: str, rows: list[dict], seconds: list[float], b
     limit = dict(phase_plan(cfg))[phase]
     patience = cfg.train.patience
     name, values = phase_metric(phase, rows)
-    stale = stale_epochs(values)
-    if patience and stale is not None and stale >= patience:
-        return f"{name} did not improve for {patience} epochs"
+    drops, ended = plateaus(values, patience)
+    if ended:
+        return f"{name} did not improve for {patience} epochs" + (" at the lowered learning rate" if drops else "")
     if len(rows) >= limit:
         return f"epoch limit ({EPOCH_KEYS[phase]}={limit})"
     if budget is not None and _over_budget(seconds, budget):

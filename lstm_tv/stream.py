@@ -85,6 +85,15 @@ def stream_embeddings(model: FrameClassifier, embeddings: torch.Tensor, chunk: i
     return torch.cat(out)
 
 
+@torch.inference_mode()
+def logits_alone(model: FrameClassifier, embeddings: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Logits (T, K) on the CPU for each frame of an encoded video (T, F) on its own: the memory starts
+    empty at every frame, as the joint phase trains it on single-frame clips."""
+    out = [model.forward_embeddings(part[:, None])[0][:, 0].float().cpu()  # (T, 1, F) -> (T, 1, K) -> (T, K)
+           for part in embeddings.split(chunk)]
+    return torch.cat(out)
+
+
 def array_chunks(frames: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
     """Consecutive slices of ``chunk`` frames of an (memory-mapped) array, copied into memory."""
     for start in range(0, len(frames), chunk):

@@ -38,10 +38,18 @@ from lstm_tv.rundir import (
     save_epoch,
     store_temperature,
 )
-from lstm_tv.schedule import RemainingTime, allotment, next_phase, phase_end, phase_plan, total_epochs
+from lstm_tv.schedule import (
+    RemainingTime,
+    allotment,
+    lr_scale,
+    next_phase,
+    phase_end,
+    phase_plan,
+    total_epochs,
+)
 from lstm_tv.stream import load_model
 from lstm_tv.ui import QUIET, Reporter
-from lstm_tv.validation import calibrate, evaluate_model
+from lstm_tv.validation import calibrate, encode_videos, evaluate_model
 
 
 @dataclass
@@ -151,10 +159,14 @@ def _end_phase(run: _Run, progress: Progress) -> None:
     if current is None or current["ended"]:
         return
     budget = allotment(run.cfg, current["name"], progress.used())
-    reason = phase_end(run.cfg, current["name"], progress.phase_rows(), current["seconds"], budget)
+    rows = progress.phase_rows()
+    reason = phase_end(run.cfg, current["name"], rows, current["seconds"], budget)
     if reason:
         current["ended"] = reason
         run.reporter.info(f"{current['name']} phase ended: {reason}")
+    elif rows and lr_scale(run.cfg, current["name"], rows) < lr_scale(run.cfg, current["name"], rows[:-1]):
+        run.reporter.info(f"{current['name']} phase: val metric on a plateau for {run.cfg.train.patience} epochs; "
+                          f"learning rate x{lr_scale(run.cfg, current['name'], rows):g} from now on")
 
 
 def _epoch(run: _Run, epoch: int, progress: Progress) -> None:
@@ -165,6 +177,7 @@ def _epoch(run: _Run, epoch: int, progress: Progress) -> None:
     # so a resumed run repeats the uninterrupted one exactly.
     torch.manual_seed(cfg.train.seed * 100_003 + epoch)
     guard = StepGuard(cfg.train.nonfinite)
+    phase.opt.set_lr_scale(lr_scale(cfg, phase.name, progress.phase_rows()))  # lowered by a plateau so far
     try:
         with reporter.bar(f"epoch {epoch} {phase.name} {len(progress.phases[-1]['seconds']) + 1}/"
                           f"{dict(phase_plan(cfg))[phase.name]}") as bar:
@@ -189,14 +202,26 @@ def _epoch(run: _Run, epoch: int, progress: Progress) -> None:
 
 
 def _validate(run: _Run, phase) -> dict | None:
-    """The validation report of the model as it is now, or None without validation videos."""
+    """The validation report of the model as it is now, or None without validation videos: the
+    videos streamed as predict streams them, plus ``frame_accuracy_alone`` (each frame on its own).
+
+    Both come from one encoding of the frames: the encoder is the costly part, the memory and head
+    run twice on its embeddings.
+    """
     if not run.val_videos:
         return None
-    with run.reporter.bar("validate", total=len(run.val_videos)) as bar:
-        embeddings = phase.val_embeddings(run.val_videos, bar) if phase.name == "memory" else None
-        metrics = evaluate_model(run.model, run.data, run.val_videos, run.device, dist=run.dist,
-                                 progress=bar.update, embeddings=embeddings)
-    return metrics.compute(run.data.classes)
+    videos, dist = run.val_videos, run.dist
+    with run.reporter.bar("validate", total=len(videos)) as bar:
+        if phase.name == "memory":  # the encoder is frozen: its embeddings were cached
+            embeddings = phase.val_embeddings(videos, bar)
+        else:  # this process's share of the videos (evaluate_model takes the same share)
+            mine = encode_videos(run.model, run.data, videos[dist.rank::dist.world], run.device, bar)
+            embeddings = [mine[i // dist.world] if i % dist.world == dist.rank else None for i in range(len(videos))]
+        metrics, alone = (evaluate_model(run.model, run.data, videos, run.device, dist=dist, embeddings=embeddings,
+                                         alone=alone) for alone in (False, True))
+    report = metrics.compute(run.data.classes)
+    report["frame_accuracy_alone"] = alone.compute(run.data.classes)["frame_accuracy"]
+    return report
 
 
 def epoch_row(epoch: int, phase: str, stats: dict, guard: StepGuard, lr: float, report: dict | None,

@@ -16,26 +16,29 @@ from lstm_tv.calibration import fit_temperature, temperature_nll
 from lstm_tv.metrics import FrameMetrics
 from lstm_tv.model.classifier import FrameClassifier
 from lstm_tv.scores import FrameScores
-from lstm_tv.stream import array_chunks, probabilities, stream_embeddings, stream_logits
+from lstm_tv.stream import array_chunks, logits_alone, probabilities, stream_embeddings, stream_logits
 
 EVAL_CHUNK = 256  # frames per streamed chunk (memory, not results, depends on it)
 
 
 def stream_videos(model: FrameClassifier, data, videos, device: torch.device, *, chunk: int = EVAL_CHUNK,
-                  embeddings=None) -> Iterator[tuple[object, torch.Tensor]]:
+                  embeddings=None, alone: bool = False) -> Iterator[tuple[object, torch.Tensor]]:
     """Yield ``(video, logits)`` for each video, logits (T, K) float32 on the CPU, streamed exactly as
     ``predict`` streams a video (chunks, the memory state carried, eval mode, the encoder in full precision).
 
     Args:
         embeddings: the videos' frame embeddings (T, F), one per video, when the encoder is frozen
             and they were computed already: only the memory and head then run (same result).
+        alone: each frame on its own instead (:func:`~lstm_tv.stream.logits_alone`; needs ``embeddings``).
     """
     was_training = model.training
     model.eval()
     try:
         with model.full_precision():  # the encoder's precision of evaluate and predict
             for i, video in enumerate(videos):
-                if embeddings is not None:
+                if alone:
+                    yield video, logits_alone(model, embeddings[i], chunk)
+                elif embeddings is not None:
                     yield video, stream_embeddings(model, embeddings[i], chunk)
                 else:
                     yield video, torch.cat(list(stream_logits(model, array_chunks(data.frames(video), chunk), device)))
@@ -46,7 +49,7 @@ def stream_videos(model: FrameClassifier, data, videos, device: torch.device, *,
 def evaluate_model(model: FrameClassifier, data, videos, device: torch.device, *, chunk: int = EVAL_CHUNK,
                    dist=None, progress=None, embeddings=None,
                    on_video: Callable[[object, np.ndarray], None] | None = None,
-                   scores: FrameScores | None = None, temperature: float = 1.0) -> FrameMetrics:
+                   scores: FrameScores | None = None, temperature: float = 1.0, alone: bool = False) -> FrameMetrics:
     """Stream each video of ``videos`` through ``model`` exactly as prediction does; accumulate metrics.
 
     Args:
@@ -65,6 +68,8 @@ def evaluate_model(model: FrameClassifier, data, videos, device: torch.device, *
         scores: also add each video's calibrated probabilities (``softmax(logits / temperature)``) to
             this :class:`~lstm_tv.scores.FrameScores` (AP, ECE, NLL, ...); single process only.
         temperature: the checkpoint's temperature, for ``scores``.
+        alone: classify each frame on its own, the memory empty (needs ``embeddings``): how well the
+            encoder and head do without the memory, which the joint phase follows.
 
     Returns:
         The combined :class:`~lstm_tv.metrics.FrameMetrics` (call ``compute(class_names)`` for the report).
@@ -75,7 +80,8 @@ def evaluate_model(model: FrameClassifier, data, videos, device: torch.device, *
     pairs = list(zip(range(len(videos)), videos, strict=True))
     mine = pairs[dist.rank::dist.world] if dist is not None else pairs
     mine_embeddings = [embeddings[i] for i, _ in mine] if embeddings is not None else None
-    streamed = stream_videos(model, data, [v for _, v in mine], device, chunk=chunk, embeddings=mine_embeddings)
+    streamed = stream_videos(model, data, [v for _, v in mine], device, chunk=chunk, embeddings=mine_embeddings,
+                             alone=alone)
     for i, (video, logits) in enumerate(streamed):
         pred, truth = logits.argmax(-1).numpy(), data.labels(video)
         metrics.update(pred, truth, data.mask(video))

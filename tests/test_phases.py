@@ -1,20 +1,50 @@
-"""How much one joint epoch trains on: the clips drawn per epoch."""
+"""How much one epoch of each phase trains on: the joint phase's clips, the memory phase's plan of videos."""
 
 from __future__ import annotations
 
 import math
+from collections import Counter
+
+import numpy as np
 
 from lstm_tv.config import load_config
 from lstm_tv.data.dataset import PreparedDataset
-from lstm_tv.phases import clips_per_epoch
+from lstm_tv.phases import MIN_EPOCH_STEPS, clips_per_epoch, memory_plan
 
 
 def test_a_joint_epoch_covers_the_share_of_frames_it_is_given(tiny_prepared):
     data = PreparedDataset(tiny_prepared)
     frames = sum(v.frames for v in data.split("train"))
-    base = ["train.batch_size=2", "train.clip_frames=32", "train.tbptt=16"]
-    whole = clips_per_epoch(load_config(None, base), data, world=1)
+    base = ["train.batch_size=2", "train.clip_frames=1", "train.tbptt=1"]
+    whole = clips_per_epoch(load_config(None, base + ["train.epoch_frames=1.0"]), data, world=1)
     half = clips_per_epoch(load_config(None, base + ["train.epoch_frames=0.5"]), data, world=1)
-    assert whole == 2 * math.ceil(math.ceil(frames / 32) / 2)        # every frame once, in whole batches
+    assert whole == 2 * math.ceil(frames / 2)                         # every frame once, in whole batches
     assert whole / 2 - 2 <= half <= whole / 2 + 2 and half % 2 == 0  # half of them, still whole batches
     assert clips_per_epoch(load_config(None, base + ["train.steps_per_epoch=3"]), data, world=2) == 12
+
+
+def test_a_joint_epoch_takes_at_least_the_minimum_of_steps(tiny_prepared):
+    # 1% of the tiny dataset's frames would be a handful of steps, too few for its metric to move.
+    data = PreparedDataset(tiny_prepared)
+    cfg = load_config(None, ["train.batch_size=4", "train.clip_frames=1", "train.tbptt=1", "train.epoch_frames=0.01"])
+    assert clips_per_epoch(cfg, data, world=1) == MIN_EPOCH_STEPS * 4
+    assert clips_per_epoch(cfg, data, world=2) == MIN_EPOCH_STEPS * 8
+
+
+def test_a_memory_epoch_is_whole_passes_over_the_videos_making_the_minimum_of_steps():
+    lengths = [300, 120, 600, 90, 300, 450, 200]                      # 7 videos, 2 per step: 4 steps a pass
+    plan = memory_plan(lengths, batch=2, world=1, rng=np.random.default_rng(0))
+    passes = math.ceil(MIN_EPOCH_STEPS / 4)
+    assert len(plan) == passes * 4 >= MIN_EPOCH_STEPS
+    seen = Counter(i for per_rank, _ in plan for i in per_rank[0])
+    assert seen == {i: passes for i in range(7)}                      # every video once per pass
+    for per_rank, length in plan:                                     # padded to the step's longest video
+        assert length == max(lengths[i] for i in per_rank[0])
+
+
+def test_every_rank_follows_one_memory_plan_with_the_same_steps():
+    lengths = [100, 200, 300, 400, 500]                               # 2 ranks x 2 videos: 2 steps a pass
+    plan = memory_plan(lengths, batch=2, world=2, rng=np.random.default_rng(1))
+    assert all(len(per_rank) == 2 for per_rank, _ in plan)
+    last_of_each_pass = plan[1::2]
+    assert all(sum(len(videos) for videos in per_rank) == 1 for per_rank, _ in last_of_each_pass)  # 5 = 4 + 1

@@ -11,10 +11,11 @@ from lstm_tv.schedule import (
     RemainingTime,
     allotment,
     format_duration,
+    lr_scale,
     next_phase,
     phase_end,
     phase_plan,
-    stale_epochs,
+    plateaus,
 )
 
 
@@ -32,23 +33,37 @@ def rows(column, values):
     return [{f"val_{column}": v} for v in values]
 
 
-def test_a_plateau_counts_epochs_since_a_real_gain():
-    assert stale_epochs([0.5, 0.7, 0.69, 0.7005, 0.65]) == 3        # 0.7005 is within MIN_DELTA of 0.7
-    assert stale_epochs([0.5, 0.6, 0.7]) == 0
-    assert stale_epochs([0.5, None]) is None                         # no validation: no plateau
+def test_a_first_plateau_lowers_the_learning_rate_and_a_second_ends_the_phase():
+    assert plateaus([0.5, 0.7, 0.69, 0.7005, 0.65], patience=3) == (1, False)  # 0.7005 is within MIN_DELTA of 0.7
+    assert plateaus([0.5, 0.6, 0.7], patience=3) == (0, False)
+    # After the drop the count starts again, and a gain must beat the best before the drop.
+    assert plateaus([0.7, 0.6, 0.6, 0.6, 0.69, 0.69, 0.69], patience=3) == (1, True)
+    assert plateaus([0.7, 0.6, 0.6, 0.6, 0.8, 0.8, 0.8], patience=3) == (1, False)
+    assert plateaus([0.5, None, 0.5, 0.5, 0.5], patience=3) == (0, False)     # no validation: no plateau
+    assert plateaus([0.5] * 10, patience=0) == (0, False)                     # patience 0: every epoch runs
+
+
+def test_the_learning_rate_scale_follows_the_history_of_the_phase():
+    cfg = load_config(None, ["train.patience=2"])
+    history = rows("frame_accuracy", [0.5, 0.8, 0.8, 0.8, 0.85])
+    assert [lr_scale(cfg, "joint", history[:n]) for n in range(6)] == [1.0, 1.0, 1.0, 1.0, 0.1, 0.1]
 
 
 def test_the_joint_phase_ends_when_frame_accuracy_stops_improving():
-    cfg = load_config(None, ["train.epochs=20", "train.memory_epochs=30", "train.patience=3"])
-    history = rows("frame_accuracy", [0.5, 0.8, 0.9, 0.89, 0.9, 0.895])
-    assert [phase_end(cfg, "joint", history[:n], [1.0] * n, None) for n in range(1, 6)] == [None] * 5
-    assert phase_end(cfg, "joint", history, [1.0] * 6, None) == "val frame accuracy did not improve for 3 epochs"
+    cfg = load_config(None, ["train.epochs=20", "train.memory_epochs=30", "train.patience=2"])
+    history = rows("frame_accuracy", [0.5, 0.8, 0.9, 0.89, 0.9, 0.95, 0.95, 0.95])
+    assert [phase_end(cfg, "joint", history[:n], [1.0] * n, None) for n in range(1, 8)] == [None] * 7
+    assert (phase_end(cfg, "joint", history, [1.0] * 8, None)
+            == "val frame accuracy did not improve for 2 epochs at the lowered learning rate")
     # The memory phase follows masked accuracy, and frame accuracy when the data has no masks.
-    memory = [{"val_masked_accuracy": m, "val_frame_accuracy": f} for m, f in [(0.5, 0.9), (0.6, 0.9), (0.6, 0.95),
-                                                                               (0.6, 0.97), (0.6, 0.98)]]
-    assert phase_end(cfg, "memory", memory, [1.0] * 5, None) == "val masked accuracy did not improve for 3 epochs"
-    no_masks = [{"val_masked_accuracy": None, "val_frame_accuracy": f} for _, f in [(0, 0.9)] * 4]
-    assert phase_end(cfg, "memory", no_masks, [1.0] * 4, None) == "val frame accuracy did not improve for 3 epochs"
+    memory = [{"val_masked_accuracy": m, "val_frame_accuracy": f}
+              for m, f in [(0.5, 0.9), (0.6, 0.9), (0.6, 0.95), (0.6, 0.97), (0.6, 0.98), (0.6, 0.98)]]
+    assert phase_end(cfg, "memory", memory[:5], [1.0] * 5, None) is None        # the first plateau: LR x0.1
+    assert (phase_end(cfg, "memory", memory, [1.0] * 6, None)
+            == "val masked accuracy did not improve for 2 epochs at the lowered learning rate")
+    no_masks = [{"val_masked_accuracy": None, "val_frame_accuracy": 0.9}] * 5
+    assert (phase_end(cfg, "memory", no_masks, [1.0] * 5, None)
+            == "val frame accuracy did not improve for 2 epochs at the lowered learning rate")
 
 
 def test_the_epoch_limit_ends_a_phase_that_still_improves():

@@ -303,6 +303,28 @@ def test_validating_from_cached_embeddings_equals_streaming_frames(tiny_run, tin
     assert cached == streamed
 
 
+def test_frames_alone_are_classified_with_an_empty_memory_each(tiny_run, tiny_prepared):
+    from lstm_tv.stream import logits_alone, stream_embeddings
+
+    model = model_from_checkpoint(load_checkpoint(tiny_run["ckpt"])).eval()
+    torch.manual_seed(0)
+    embeddings = torch.randn(30, model.encoder.out_dim)
+    alone = logits_alone(model, embeddings, chunk=7)
+    with torch.no_grad():
+        one_by_one = torch.cat([model.forward_embeddings(e[None, None])[0][0] for e in embeddings])
+    assert torch.allclose(alone, one_by_one, atol=1e-6)
+    assert torch.allclose(alone[:1], stream_embeddings(model, embeddings, chunk=7)[:1], atol=1e-6)  # nothing before
+    assert not torch.allclose(alone[1:], stream_embeddings(model, embeddings, chunk=7)[1:], atol=1e-4)  # memory
+
+
+def test_each_epoch_records_frames_alone_beside_the_streamed_metrics(tiny_run):
+    run = tiny_run["ckpt"].parent
+    rows = load_checkpoint(run / "last.ckpt")["progress"]["history"]
+    assert all(0.0 <= row["val_frame_accuracy_alone"] <= 1.0 for row in rows)
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "val_frame_accuracy_alone" in header
+
+
 def test_best_epoch_ties_go_to_the_better_frame_accuracy():
     from lstm_tv.rundir import best_values
 
@@ -341,14 +363,18 @@ def test_each_phase_ends_when_its_metric_stops_improving_and_says_why(tiny_confi
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(training, "evaluate_model", constant_metrics)
     said = Said()
-    run = train(load_config(None, tiny_config + ["train.epochs=6", "train.memory_epochs=5", "train.patience=2"]),
+    run = train(load_config(None, tiny_config + ["train.epochs=8", "train.memory_epochs=5", "train.patience=2"]),
                 reporter=said)
     history = load_checkpoint(run / "last.ckpt")["progress"]["history"]
-    # Best at 1, then 2 stale epochs: the joint phase ends; the memory phase likewise after its 3.
-    assert [(r["epoch"], r["phase"]) for r in history] == [(1, "joint"), (2, "joint"), (3, "joint"),
-                                                          (4, "memory"), (5, "memory"), (6, "memory")]
-    assert "joint phase ended: val frame accuracy did not improve for 2 epochs" in said.lines
-    assert "memory phase ended: val masked accuracy did not improve for 2 epochs" in said.lines
+    # Best at 1, then 2 stale epochs: the learning rate drops ten-fold; 2 more: the joint phase ends.
+    # The memory phase likewise, from its own first epoch.
+    assert [(r["epoch"], r["phase"]) for r in history] == [(e, "joint") for e in range(1, 6)] + [
+        (e, "memory") for e in range(6, 11)]
+    assert "joint phase: val metric on a plateau for 2 epochs; learning rate x0.1 from now on" in said.lines
+    assert history[3]["lr"] < 0.2 * history[2]["lr"]
+    assert ("joint phase ended: val frame accuracy (frames alone) did not improve for 2 epochs at the lowered "
+            "learning rate") in said.lines
+    assert "memory phase ended: val masked accuracy did not improve for 2 epochs at the lowered learning rate" in said.lines
     assert load_checkpoint(run / "best.ckpt")["epoch"] == 1
 
 
@@ -421,8 +447,10 @@ def test_resume_after_a_plateau_ended_the_joint_phase_goes_on_with_the_memory_ph
     monkeypatch.setattr(MemoryPhase, "run_epoch", real)
     resumed = train(None, resume=tmp_path / "cut", reporter=QUIET)
     a, b = (load_checkpoint(r / "last.ckpt")["progress"] for r in (whole, resumed))
-    # Joint ends on its plateau after epoch 2; the memory phase after epoch 4 -- in both runs.
-    assert [(r["epoch"], r["phase"]) for r in b["history"]] == [(1, "joint"), (2, "joint"), (3, "memory"),
-                                                                 (4, "memory")]
+    # Joint lowers its learning rate after epoch 2 and ends on its plateau after epoch 3; the memory
+    # phase likewise after epochs 5 and 6 -- in both runs.
+    assert [(r["epoch"], r["phase"]) for r in b["history"]] == [(1, "joint"), (2, "joint"), (3, "joint"),
+                                                                 (4, "memory"), (5, "memory"), (6, "memory")]
+    assert [r["lr"] for r in a["history"]] == [r["lr"] for r in b["history"]]
     assert [(p["name"], p["ended"]) for p in a["phases"]] == [(p["name"], p["ended"]) for p in b["phases"]]
     assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]

@@ -122,10 +122,12 @@ def plan_clips(lengths: list[int], clip_frames: int, count: int, rng: np.random.
 class ClipDataset(torch.utils.data.Dataset):
     """Fixed-length training clips from the videos of one split.
 
-    Each item is a dict: ``frames`` uint8 (L, S, S, 3), ``labels`` int64 (L,) with ``IGNORE`` on
-    padding, ``mask`` uint8 (L,) (zeros without masks or on padding). The clip plan and each clip's
-    augmentation are drawn from ``(seed, epoch, clip)`` (:meth:`set_epoch`), so runs repeat, loader
-    workers change nothing, and a resumed run sees the same clips.
+    Each item is a dict: ``frames`` uint8 (L, H, W, 3), ``labels`` int64 (L,) with ``IGNORE`` on
+    padding, ``mask`` uint8 (L,) (zeros without masks or on padding), and with ``augment``, the clip's
+    transform (:meth:`ClipAugment.draw`), which the training step applies to the whole batch
+    (:meth:`ClipAugment.apply`). The clip plan and each clip's transform are drawn from
+    ``(seed, epoch, clip)`` (:meth:`set_epoch`), so runs repeat, loader workers change nothing, and a
+    resumed run sees the same clips.
     Under distributed training each rank takes every ``world``-th clip of the same plan.
     """
 
@@ -163,11 +165,8 @@ class ClipDataset(torch.utils.data.Dataset):
         frames, labels, mask = self._open(video)
         end = min(start + self.clip_frames, len(labels))
         pad = self.clip_frames - (end - start)
-        pixels = torch.from_numpy(np.array(frames[start:end]))  # a copy: the memmap is read-only
-        if self.augment is not None:
-            pixels = self.augment(pixels, np.random.default_rng([self.seed, self.epoch, clip_id, 1]))
         clip = {
-            "frames": pixels,
+            "frames": torch.from_numpy(np.array(frames[start:end])),  # a copy: the memmap is read-only
             "labels": torch.from_numpy(labels[start:end].astype(np.int64)),
             "mask": torch.from_numpy(mask[start:end].astype(np.uint8)),
         }
@@ -175,4 +174,7 @@ class ClipDataset(torch.utils.data.Dataset):
             clip["frames"] = torch.cat([clip["frames"], clip["frames"].new_zeros((pad, *frames.shape[1:]))])
             clip["labels"] = torch.cat([clip["labels"], torch.full((pad,), IGNORE, dtype=torch.int64)])
             clip["mask"] = torch.cat([clip["mask"], torch.zeros(pad, dtype=torch.uint8)])
+        if self.augment is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, clip_id, 1])
+            clip["augment"] = torch.from_numpy(self.augment.draw(rng, *frames.shape[1:3]))
         return clip

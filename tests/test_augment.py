@@ -1,0 +1,79 @@
+"""Clip augmentation: one transform per clip, drawn reproducibly, applied to a whole batch at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lstm_tv.data.augment import PARAMS, ClipAugment
+from lstm_tv.data.dataset import ClipDataset, PreparedDataset
+
+IDENTITY = [0, 0, 24, 32, 0, 1, 1, 1, 1]  # top, left, crop 24 x 32 (the whole frame), no flip, gain 1, contrast 1
+
+
+def frames(b=2, length=3, h=24, w=32, seed=0):
+    return torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (b, length, h, w, 3), dtype=np.uint8))
+
+
+def params(*rows):
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def test_the_identity_transform_returns_the_frames_unchanged():
+    x = frames()
+    assert torch.equal(ClipAugment.apply(x, params(IDENTITY, IDENTITY)), x)
+
+
+def test_a_flip_mirrors_every_frame_of_its_clip_only():
+    x = frames()
+    flipped = list(IDENTITY)
+    flipped[4] = 1
+    y = ClipAugment.apply(x, params(flipped, IDENTITY))
+    assert torch.equal(y[0], x[0].flip(2)) and torch.equal(y[1], x[1])
+
+
+def test_a_crop_magnifies_its_box_to_the_whole_frame():
+    x = torch.zeros(1, 2, 24, 32, 3, dtype=torch.uint8)
+    x[..., 16:, :] = 255                                   # left half black, right half white
+    left_half = [0, 0, 24, 16, 0, 1, 1, 1, 1]
+    right_half = [4, 16, 16, 16, 0, 1, 1, 1, 1]
+    assert int(ClipAugment.apply(x, params(left_half)).max()) == 0
+    assert int(ClipAugment.apply(x, params(right_half)).min()) == 255
+
+
+def test_colour_is_a_gain_per_channel_and_a_contrast_around_mid_grey():
+    x = torch.full((1, 1, 24, 32, 3), 100, dtype=torch.uint8)
+    colour = [0, 0, 24, 32, 0, 2.0, 1.0, 0.5, 1.0]
+    assert ClipAugment.apply(x, params(colour))[0, 0, 0, 0].tolist() == [200, 100, 50]
+    contrast = [0, 0, 24, 32, 0, 1.0, 1.0, 1.0, 2.0]
+    assert ClipAugment.apply(x, params(contrast))[0, 0, 0, 0].tolist() == [72, 72, 72]   # (100-128)*2+128
+    bright = [0, 0, 24, 32, 0, 4.0, 4.0, 4.0, 1.0]
+    assert ClipAugment.apply(x, params(bright))[0, 0, 0, 0].tolist() == [255, 255, 255]  # clipped, not wrapped
+
+
+def test_every_frame_of_a_clip_gets_the_same_transform():
+    still = frames(b=1, length=1).repeat(1, 4, 1, 1, 1)   # a clip of 4 identical frames
+    drawn = ClipAugment().draw(np.random.default_rng(3), 24, 32)
+    y = ClipAugment.apply(still, torch.from_numpy(drawn)[None])
+    assert all(torch.equal(y[0, t], y[0, 0]) for t in range(4))
+    assert not torch.equal(y[0, 0], still[0, 0])
+
+
+def test_draws_repeat_for_a_seed_and_keep_the_crop_inside_the_frame():
+    augment = ClipAugment()
+    a = augment.draw(np.random.default_rng([1, 2, 3]), 48, 64)
+    assert a.shape == (PARAMS,) and np.array_equal(a, augment.draw(np.random.default_rng([1, 2, 3]), 48, 64))
+    for seed in range(200):
+        top, left, ch, cw, flip, *_ = augment.draw(np.random.default_rng(seed), 48, 64)
+        assert 0 <= top and top + ch <= 48 and 0 <= left and left + cw <= 64 and flip in (0.0, 1.0)
+
+
+def test_the_dataset_hands_each_clip_its_transform_and_leaves_the_pixels_alone(tiny_prepared):
+    data = PreparedDataset(tiny_prepared)
+    plain = ClipDataset(data, "train", 4, 6, seed=0)
+    augmented = ClipDataset(data, "train", 4, 6, seed=0, augment=ClipAugment())
+    assert "augment" not in plain[0]
+    assert torch.equal(augmented[0]["frames"], plain[0]["frames"])  # applied later, to the whole batch
+    assert augmented[0]["augment"].shape == (PARAMS,)
+    again = ClipDataset(data, "train", 4, 6, seed=0, augment=ClipAugment())
+    assert torch.equal(again[0]["augment"], augmented[0]["augment"])
