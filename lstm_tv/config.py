@@ -203,7 +203,7 @@ class TrainConfig:
                                                "= 0 on machines with up to 2 cores (workers would compete with "
                                                "training for them), else min(4, cores - 2)")
     steps_per_epoch: int = setting(0, "optimisation steps per joint epoch (0 = enough clips to cover "
-                                   "train.epoch_frames of the training frames, and at least 50 steps)", min=0)
+                                   "train.epoch_frames of the training frames, and at least 150 steps)", min=0)
     epoch_frames: float = setting(0.25, "share of the training frames one joint epoch covers, in clips drawn across "
                                   "all videos; below 1, the plateau and time rules judge the encoder more often",
                                   min=0.01, max=1.0)

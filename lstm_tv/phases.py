@@ -27,10 +27,12 @@ from lstm_tv.model.classifier import FrameClassifier
 from lstm_tv.validation import encode_videos
 
 MEMORY_CHUNK = 1024  # frames back-propagated through at once in the memory phase (longer videos: TBPTT)
-# Optimisation steps an epoch takes at least, in either phase. The plateau rule judges a phase by its
-# epochs; on a small dataset one pass is a handful of steps, too few for a metric to move (the memory
-# of 30 videos in batches of 8: 4 steps). Such an epoch repeats passes until it has taken this many.
-MIN_EPOCH_STEPS = 50
+# Optimisation steps an epoch takes at least. The plateau rule judges a phase by its epochs; on a small
+# dataset a pass is too few steps for a metric to move beyond its noise: 30 videos of 300 frames are 35
+# joint steps of 64 frames at train.epoch_frames=0.25 (measured: the joint phase then ended after 13 such
+# epochs, its encoder half-trained), and one memory pass over them in batches of 8 is 4 steps.
+MIN_JOINT_STEPS = 150
+MIN_MEMORY_STEPS = 50
 
 
 def loader_workers(setting: int | str) -> int:
@@ -46,13 +48,13 @@ def loader_workers(setting: int | str) -> int:
 def clips_per_epoch(cfg: Config, data: PreparedDataset, world: int) -> int:
     """Clips drawn per epoch over all ranks: ``steps_per_epoch`` batches, or enough to cover
     ``train.epoch_frames`` of the training frames (clips drawn across all videos) in at least
-    MIN_EPOCH_STEPS batches; a multiple of the global batch."""
+    MIN_JOINT_STEPS batches; a multiple of the global batch."""
     global_batch = cfg.train.batch_size * world
     if cfg.train.steps_per_epoch:
         return cfg.train.steps_per_epoch * global_batch
     frames = sum(v.frames for v in data.split("train")) * cfg.train.epoch_frames
     clips = math.ceil(frames / cfg.train.clip_frames)
-    return max(MIN_EPOCH_STEPS, math.ceil(clips / global_batch)) * global_batch
+    return max(MIN_JOINT_STEPS, math.ceil(clips / global_batch)) * global_batch
 
 
 def _wrap(net: nn.Module, device: torch.device, dist: Dist) -> nn.Module:
@@ -180,9 +182,9 @@ class MemoryPhase:
 
 
 def memory_passes(videos: int, batch: int, world: int) -> tuple[int, int]:
-    """``(passes, steps per pass)`` of one memory epoch over ``videos`` videos: at least MIN_EPOCH_STEPS steps."""
+    """``(passes, steps per pass)`` of one memory epoch over ``videos`` videos: at least MIN_MEMORY_STEPS steps."""
     steps = math.ceil(videos / (batch * world))
-    return math.ceil(MIN_EPOCH_STEPS / steps), steps
+    return math.ceil(MIN_MEMORY_STEPS / steps), steps
 
 
 def memory_plan(lengths: list[int], batch: int, world: int,
@@ -190,7 +192,7 @@ def memory_plan(lengths: list[int], batch: int, world: int,
     """One epoch of the memory phase: per step, each rank's video indices and the length to pad to.
 
     An epoch is whole passes over the videos, each in its own random order, as many as make
-    MIN_EPOCH_STEPS steps. Every rank derives the same plan and pads to the longest video of the
+    MIN_MEMORY_STEPS steps. Every rank derives the same plan and pads to the longest video of the
     whole step, so all ranks run the same number of chunks (DDP's all-reduce needs it); a rank left
     without a video in a pass's last step gets an empty (all-padding) one.
     """

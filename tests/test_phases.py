@@ -9,7 +9,7 @@ import numpy as np
 
 from lstm_tv.config import load_config
 from lstm_tv.data.dataset import PreparedDataset
-from lstm_tv.phases import MIN_EPOCH_STEPS, clips_per_epoch, memory_plan
+from lstm_tv.phases import MIN_JOINT_STEPS, MIN_MEMORY_STEPS, clips_per_epoch, memory_plan
 
 
 def test_a_joint_epoch_covers_the_share_of_frames_it_is_given(tiny_prepared):
@@ -27,15 +27,15 @@ def test_a_joint_epoch_takes_at_least_the_minimum_of_steps(tiny_prepared):
     # 1% of the tiny dataset's frames would be a handful of steps, too few for its metric to move.
     data = PreparedDataset(tiny_prepared)
     cfg = load_config(None, ["train.batch_size=4", "train.clip_frames=1", "train.tbptt=1", "train.epoch_frames=0.01"])
-    assert clips_per_epoch(cfg, data, world=1) == MIN_EPOCH_STEPS * 4
-    assert clips_per_epoch(cfg, data, world=2) == MIN_EPOCH_STEPS * 8
+    assert clips_per_epoch(cfg, data, world=1) == MIN_JOINT_STEPS * 4
+    assert clips_per_epoch(cfg, data, world=2) == MIN_JOINT_STEPS * 8
 
 
 def test_a_memory_epoch_is_whole_passes_over_the_videos_making_the_minimum_of_steps():
     lengths = [300, 120, 600, 90, 300, 450, 200]                      # 7 videos, 2 per step: 4 steps a pass
     plan = memory_plan(lengths, batch=2, world=1, rng=np.random.default_rng(0))
-    passes = math.ceil(MIN_EPOCH_STEPS / 4)
-    assert len(plan) == passes * 4 >= MIN_EPOCH_STEPS
+    passes = math.ceil(MIN_MEMORY_STEPS / 4)
+    assert len(plan) == passes * 4 >= MIN_MEMORY_STEPS
     seen = Counter(i for per_rank, _ in plan for i in per_rank[0])
     assert seen == {i: passes for i in range(7)}                      # every video once per pass
     for per_rank, length in plan:                                     # padded to the step's longest video
