@@ -3,7 +3,7 @@
     python benchmarks/bench_predict.py [--workdir DIR] [--repeats 3]
 
 Everything is measured side by side in one run, each row best of ``--repeats`` (alternated, so a drifting
-load hits every row alike), on the default-size model (64 px, cnn width 32, lstm 128; untrained weights:
+load hits every row alike), on the default-size model (``data.size``, cnn width 32, lstm 128; untrained weights:
 speed does not depend on them):
 
 - start-up: wall time of ``python -c "import torch"``, of the imports a careless command would pay
@@ -11,7 +11,7 @@ speed does not depend on them):
   (24 frames) and of the other commands' own imports (evaluate, explain, train), each as a fresh process.
   Target: predict on the clip <= 1.5 x ``import torch``; ``--help`` < 0.5 s.
 - throughput on a 3,600-frame 640x360 H.264 video: the *decode floor* (PyAV decode, one reused
-  ``VideoReformatter`` to the model's 64 px RGB: the least any predictor must do), ``predict`` in-process
+  ``VideoReformatter`` to the model's size in RGB: the least any predictor must do), ``predict`` in-process
   (start-up excluded) and the whole command in a subprocess (start-up included). Targets: whole command
   >= 0.7 x floor, in-process >= 0.9 x floor.
 - memory: peak RSS of the whole command on the 1-s clip and on the 3,600-frame video, beside the peak
@@ -167,7 +167,7 @@ def main() -> None:
         print(f"  {name:62s} {wall[name]:6.2f} s  {wall[name] / torch_s:5.2f} x   peak RSS {rss[name]:5.0f} MB")
     whole = frames / wall[list(rows)[-1]]
     print(f"\nthroughput on {frames} frames (frames/s)")
-    print(f"  {'decode floor (decode + one scaler to 64 px RGB)':62s} {floor:7.0f}")
+    print(f"  {f'decode floor (decode + one scaler to {size} px RGB)':62s} {floor:7.0f}")
     print(f"  {'predict in-process (start-up excluded)':62s} {inproc:7.0f}  {inproc / floor:5.2f} x floor")
     print(f"  {'predict, whole command (start-up included)':62s} {whole:7.0f}  {whole / floor:5.2f} x floor")
     names = list(rows)
