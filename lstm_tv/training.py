@@ -164,9 +164,9 @@ def _end_phase(run: _Run, progress: Progress) -> None:
     if reason:
         current["ended"] = reason
         run.reporter.info(f"{current['name']} phase ended: {reason}")
-    elif rows and lr_scale(run.cfg, current["name"], rows) < lr_scale(run.cfg, current["name"], rows[:-1]):
+    elif rows and (scale := lr_scale(run.cfg, current["name"], rows)) < lr_scale(run.cfg, current["name"], rows[:-1]):
         run.reporter.info(f"{current['name']} phase: val metric on a plateau for {run.cfg.train.patience} epochs; "
-                          f"learning rate x{lr_scale(run.cfg, current['name'], rows):g} from now on")
+                          f"learning rate x{scale:g} from now on")
 
 
 def _epoch(run: _Run, epoch: int, progress: Progress) -> None:
