@@ -22,6 +22,7 @@ speed does not depend on them):
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -119,10 +120,13 @@ def in_process_rate(ckpt: Path, video: Path, out: Path, frames: int) -> float:
 def startup_rows(ckpt: Path, clip: Path, work: Path) -> dict[str, list[str]]:
     """The start-up command lines, by row name (fresh processes, from the work directory)."""
     imports = "import lstm_tv.{0}, lstm_tv.cli"
+    # A CPU-only torch build may come without torchvision (lstm-tv needs it only for its backbones).
+    careless = "import torch, torchvision, av, matplotlib.pyplot"
+    if importlib.util.find_spec("torchvision") is None:
+        careless = careless.replace(" torchvision,", "")
     return {
         'python -c "import torch"': [PY, "-c", "import torch"],
-        'python -c "import torch, torchvision, av, matplotlib.pyplot"':
-            [PY, "-c", "import torch, torchvision, av, matplotlib.pyplot"],
+        f'python -c "{careless}"': [PY, "-c", careless],
         "lstm-tv --help": [PY, "-m", "lstm_tv", "--help"],
         "lstm-tv predict CLIP (24 frames) --out x.csv":
             [PY, "-m", "lstm_tv", "predict", str(clip), "--checkpoint", str(ckpt), "--out", str(work / "s.csv")],
