@@ -196,8 +196,8 @@ class TrainConfig:
                             "the second ends the phase (0 = run every epoch)", min=0)
     time: float = setting(0.0, "minutes the whole run may take (0 = no limit): each phase gets a share, and a "
                           "phase that ends early leaves its time to the next", min=0.0)
-    best_metric: str = setting("masked_accuracy", "validation metric that picks best.ckpt (frame_accuracy when data "
-                                                  "has no masks)",
+    best_metric: str = setting("masked_accuracy", "validation metric that picks best.ckpt among the last phase's "
+                                                  "epochs (frame_accuracy when data has no masks)",
                                choices=tuple(m.key for m in TRACKED))
     workers: Union[int, str] = setting("auto", "data-loader worker processes: 0 = load in the training process; auto "
                                                "= 0 on machines with up to 2 cores (workers would compete with "

@@ -49,10 +49,20 @@ class Progress:
         return {p["name"]: sum(p["seconds"]) for p in self.phases}
 
     def record(self, row: dict, value: list[float] | None) -> bool:
-        """Add an epoch's ``metrics.csv`` row and its :func:`best_values`; True when it is the best so far."""
+        """Add an epoch's ``metrics.csv`` row and its :func:`best_values`; True when it is the best epoch so
+        far of the latest phase (``best.ckpt`` then follows it).
+
+        The first epoch of a phase is always the best so far: each phase starts from where the one before
+        ended and trains what that one did not (the memory phase: carrying the state from frame to frame,
+        which a joint phase on single frames never trains), so an earlier phase's epoch is never the model
+        to keep. Compared across phases, a joint epoch whose untrained memory happened to guess well on
+        a few validation videos could beat every trained one (seen on 30-video data: best.ckpt was joint
+        epoch 3, test frame accuracy 0.55).
+        """
+        new_phase = not self.history or self.history[-1]["phase"] != row["phase"]
         self.history.append(row)
         self.epoch = row["epoch"]
-        improved = value is None or self.best_value is None or value > self.best_value
+        improved = value is None or self.best_value is None or new_phase or value > self.best_value
         if improved:
             self.best_value, self.best_epoch, self.stale_epochs = value, self.epoch, 0
         else:

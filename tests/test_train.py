@@ -337,6 +337,23 @@ def test_best_epoch_ties_go_to_the_better_frame_accuracy():
     assert best_values(cfg, {"frame_accuracy": 0.5}, QUIET, warned) == ("frame_accuracy", [0.5, 0.5])
 
 
+def test_best_checkpoint_follows_the_latest_phase():
+    from lstm_tv.rundir import Progress
+
+    progress = Progress()
+    lucky_joint = [0.72, 0.58]  # [masked, frame]: an untrained memory guessing well on few videos
+    assert progress.record({"epoch": 1, "phase": "joint"}, [0.50, 0.55])
+    assert progress.record({"epoch": 2, "phase": "joint"}, lucky_joint)
+    assert not progress.record({"epoch": 3, "phase": "joint"}, [0.60, 0.86])
+    # The memory phase's first epoch replaces the joint phase's best, although its values are lower...
+    assert progress.record({"epoch": 4, "phase": "memory"}, [0.36, 0.86])
+    assert progress.best_epoch == 4
+    # ... and from then on memory epochs compete with each other only.
+    assert not progress.record({"epoch": 5, "phase": "memory"}, [0.35, 0.86])
+    assert progress.record({"epoch": 6, "phase": "memory"}, [0.70, 0.90])
+    assert (progress.best_epoch, progress.best_value) == (6, [0.70, 0.90])
+
+
 def constant_metrics(model, data, videos, *args, **kwargs):
     """Stands in for validation: the same metrics every epoch, so nothing ever improves."""
     from lstm_tv.metrics import FrameMetrics
@@ -375,7 +392,8 @@ def test_each_phase_ends_when_its_metric_stops_improving_and_says_why(tiny_confi
     assert ("joint phase ended: val frame accuracy (frames alone) did not improve for 2 epochs at the lowered "
             "learning rate") in said.lines
     assert "memory phase ended: val masked accuracy did not improve for 2 epochs at the lowered learning rate" in said.lines
-    assert load_checkpoint(run / "best.ckpt")["epoch"] == 1
+    # Nothing improved within the memory phase: best.ckpt is its first epoch, not the joint phase's.
+    assert load_checkpoint(run / "best.ckpt")["epoch"] == 6
 
 
 def test_the_epoch_limit_ends_a_phase_and_is_said(tiny_config, tmp_path, monkeypatch):
