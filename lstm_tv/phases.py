@@ -102,6 +102,11 @@ class JointPhase:
             if "augment" in batch:
                 frames = ClipAugment.apply(frames, batch["augment"])
             labels = batch["labels"].to(self.device, non_blocking=True)  # (B, L)
+            if self.cfg.train.clip_frames == 1:
+                # A frame the memory mask marks needs what came before it, which a single-frame clip does not
+                # have: asked for its label anyway, the encoder learns to recognise the video it comes from
+                # (its background), and the memory phase then reads the answer off that instead of the cue.
+                labels = labels.masked_fill(batch["mask"].to(self.device).bool(), IGNORE)
             yield frames, labels
 
 

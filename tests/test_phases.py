@@ -6,10 +6,14 @@ import math
 from collections import Counter
 
 import numpy as np
+import pytest
+import torch
 
 from lstm_tv.config import load_config
-from lstm_tv.data.dataset import PreparedDataset
-from lstm_tv.phases import MIN_JOINT_STEPS, MIN_MEMORY_STEPS, clips_per_epoch, memory_plan
+from lstm_tv.data.dataset import IGNORE, PreparedDataset
+from lstm_tv.distributed import Dist
+from lstm_tv.model.classifier import build_model
+from lstm_tv.phases import MIN_JOINT_STEPS, MIN_MEMORY_STEPS, JointPhase, clips_per_epoch, memory_plan
 
 
 def test_a_joint_epoch_covers_the_share_of_frames_it_is_given(tiny_prepared):
@@ -48,3 +52,30 @@ def test_every_rank_follows_one_memory_plan_with_the_same_steps():
     assert all(len(per_rank) == 2 for per_rank, _ in plan)
     last_of_each_pass = plan[1::2]
     assert all(sum(len(videos) for videos in per_rank) == 1 for per_rank, _ in last_of_each_pass)  # 5 = 4 + 1
+
+
+def joint_labels(prepared, clip_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The labels one joint epoch trains on, and the true labels of the same frames."""
+    cfg = load_config(None, [f"data.dir={prepared}", "train.batch_size=16", f"train.clip_frames={clip_frames}",
+                             f"train.tbptt={clip_frames}", "train.workers=0", "train.epoch_frames=1.0"])
+    data = PreparedDataset(prepared)
+    phase = JointPhase(cfg, data, build_model(cfg.model, len(data.classes)), torch.device("cpu"), Dist())
+    phase.clips.set_epoch(1)
+    trained = torch.cat([labels.reshape(-1) for _, labels in phase._batches()])
+    truth = torch.cat([batch["labels"].reshape(-1) for batch in phase.loader])
+    return trained, truth
+
+
+@pytest.mark.parametrize("clip_frames", [1, 8])
+def test_single_frames_do_not_train_on_the_frames_that_need_memory(tiny_prepared, clip_frames):
+    trained, truth = joint_labels(tiny_prepared, clip_frames)
+    ignored = (trained == IGNORE) & (truth != IGNORE)
+    if clip_frames == 1:
+        # Each masked frame (an ambiguous canine) counts for nothing: alone, its label is not knowable.
+        assert ignored.any()
+        assert set(truth[ignored].tolist()) <= {0, 1}  # wolf, dog
+    else:
+        # A clip holds what came before the frame, so its label is trained on like any other.
+        assert not ignored.any()
+    kept = trained != IGNORE
+    assert torch.equal(trained[kept], truth[kept])
