@@ -130,6 +130,7 @@ def _fit(cfg: Config, ckpt: dict | None, ckpt_path: Path | None, device: torch.d
     while (name := next_phase(cfg, progress.phases)) is not None:
         if not progress.phases or progress.phases[-1]["ended"]:
             progress.phases.append({"name": name, "seconds": [], "ended": ""})
+            run.phases[name].begin()  # not on resume into a phase: its weights are the checkpoint's
         _epoch(run, progress.epoch + 1, progress)
     if dist.main:
         _calibrate(run)

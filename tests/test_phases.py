@@ -13,7 +13,7 @@ from lstm_tv.config import load_config
 from lstm_tv.data.dataset import IGNORE, PreparedDataset
 from lstm_tv.distributed import Dist
 from lstm_tv.model.classifier import build_model
-from lstm_tv.phases import MIN_JOINT_STEPS, MIN_MEMORY_STEPS, JointPhase, clips_per_epoch, memory_plan
+from lstm_tv.phases import MIN_JOINT_STEPS, MIN_MEMORY_STEPS, JointPhase, MemoryPhase, clips_per_epoch, memory_plan
 
 
 def test_a_joint_epoch_covers_the_share_of_frames_it_is_given(tiny_prepared):
@@ -79,3 +79,28 @@ def test_single_frames_do_not_train_on_the_frames_that_need_memory(tiny_prepared
         assert not ignored.any()
     kept = trained != IGNORE
     assert torch.equal(trained[kept], truth[kept])
+
+
+def test_the_memory_phase_begins_with_a_new_cell_and_head_and_the_same_encoder(tiny_prepared):
+    cfg = load_config(None, [f"data.dir={tiny_prepared}", "train.workers=0"])
+    data = PreparedDataset(tiny_prepared)
+    model = build_model(cfg.model, len(data.classes))
+    phase = MemoryPhase(cfg, data, model, torch.device("cpu"), Dist())
+
+    def after_joint_training() -> dict:
+        with torch.no_grad():  # stands in for what the joint phase leaves: every weight moved
+            for p in model.parameters():
+                p.add_(0.5)
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    trained = after_joint_training()
+    phase.begin()
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    for name, value in first.items():
+        if name.startswith(("cell.", "head.")):
+            assert not torch.equal(value, trained[name]), name   # a new memory and head...
+        else:
+            assert torch.equal(value, trained[name]), name       # ... on the encoder the joint phase trained
+    after_joint_training()
+    phase.begin()
+    assert all(torch.equal(v, first[k]) for k, v in model.state_dict().items() if k.startswith(("cell.", "head.")))
