@@ -1,4 +1,5 @@
-"""How much one epoch of each phase trains on: the joint phase's clips, the memory phase's plan of videos."""
+"""What each phase trains on and how it starts: the joint phase's clips and the labels it counts, the memory
+phase's plan of videos and its new cell."""
 
 from __future__ import annotations
 
