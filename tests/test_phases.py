@@ -9,12 +9,22 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from conftest import write_raw
 
 from lstm_tv.config import load_config
-from lstm_tv.data.dataset import IGNORE, PreparedDataset
+from lstm_tv.data.dataset import PreparedDataset
+from lstm_tv.data.prepare import prepare_dataset
 from lstm_tv.distributed import Dist
 from lstm_tv.model.classifier import build_model
-from lstm_tv.phases import MIN_JOINT_STEPS, MIN_MEMORY_STEPS, JointPhase, MemoryPhase, clips_per_epoch, memory_plan
+from lstm_tv.phases import (
+    MIN_JOINT_STEPS,
+    MIN_MEMORY_STEPS,
+    JointPhase,
+    MemoryPhase,
+    clips_per_epoch,
+    masked_label_prior,
+    memory_plan,
+)
 
 
 def test_a_joint_epoch_covers_the_share_of_frames_it_is_given(tiny_prepared):
@@ -55,31 +65,48 @@ def test_every_rank_follows_one_memory_plan_with_the_same_steps():
     assert all(sum(len(videos) for videos in per_rank) == 1 for per_rank, _ in last_of_each_pass)  # 5 = 4 + 1
 
 
-def joint_labels(prepared, clip_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The labels one joint epoch trains on, and the true labels of the same frames."""
+def joint_labels(prepared, clip_frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The labels one joint epoch trains on, and the true labels and memory masks of the same frames."""
     cfg = load_config(None, [f"data.dir={prepared}", "train.batch_size=16", f"train.clip_frames={clip_frames}",
                              f"train.tbptt={clip_frames}", "train.workers=0", "train.epoch_frames=1.0"])
     data = PreparedDataset(prepared)
     phase = JointPhase(cfg, data, build_model(cfg.model, len(data.classes)), torch.device("cpu"), Dist())
-    phase.clips.set_epoch(1)
-    trained = torch.cat([labels.reshape(-1) for _, labels in phase._batches()])
+    trained = torch.cat([labels.reshape(-1) for _, labels in phase._batches(epoch=1)])
     truth = torch.cat([batch["labels"].reshape(-1) for batch in phase.loader])
-    return trained, truth
+    masks = torch.cat([batch["mask"].reshape(-1) for batch in phase.loader]).bool()
+    return trained, truth, masks
 
 
-@pytest.mark.parametrize("clip_frames", [1, 8])
-def test_single_frames_do_not_train_on_the_frames_that_need_memory(tiny_prepared, clip_frames):
-    trained, truth = joint_labels(tiny_prepared, clip_frames)
-    ignored = (trained == IGNORE) & (truth != IGNORE)
-    if clip_frames == 1:
-        # Each masked frame (an ambiguous canine) counts for nothing: alone, its label is not knowable.
-        assert ignored.any()
-        assert set(truth[ignored].tolist()) <= {0, 1}  # wolf, dog
-    else:
-        # A clip holds what came before the frame, so its label is trained on like any other.
-        assert not ignored.any()
-    kept = trained != IGNORE
-    assert torch.equal(trained[kept], truth[kept])
+def test_single_frames_train_the_frames_that_need_memory_on_the_prior_of_such_frames(tiny_prepared):
+    trained, truth, masked = joint_labels(tiny_prepared, clip_frames=1)
+    data = PreparedDataset(tiny_prepared)
+    prior = masked_label_prior(data, len(data.classes))
+    assert prior[:2].sum() == pytest.approx(1.0) and prior[:2].min() > 0  # masked frames are wolves and dogs
+    # A masked frame (an ambiguous canine) alone cannot say which it is: its label is drawn afresh from how
+    # often each class labels such frames, so the encoder learns "ambiguous canine", not the video it is in.
+    drawn = trained[masked]
+    assert set(drawn.tolist()) == {0, 1}
+    assert not torch.equal(drawn, truth[masked])
+    assert torch.equal(trained[~masked], truth[~masked])  # every other frame keeps its label
+
+
+def test_clips_train_every_frame_on_its_own_label(tiny_prepared):
+    # A clip holds what came before the frame, so its label is trained on like any other.
+    trained, truth, masked = joint_labels(tiny_prepared, clip_frames=8)
+    assert masked.any() and torch.equal(trained, truth)
+
+
+def test_the_drawn_labels_repeat_for_an_epoch(tiny_prepared):
+    first, _, _ = joint_labels(tiny_prepared, clip_frames=1)
+    again, _, _ = joint_labels(tiny_prepared, clip_frames=1)
+    assert torch.equal(first, again)  # so a resumed run trains on the same labels
+
+
+def test_data_without_masks_has_no_prior(tmp_path):
+    raw = write_raw(tmp_path / "raw", {"a": 12, "b": 12, "c": 12}, masks=False, splits={"a": "train", "b": "val", "c": "test"})
+    prepare_dataset(raw, tmp_path / "prepared", load_config(None, ["data.size=16"]).data, workers=1)
+    data = PreparedDataset(tmp_path / "prepared")
+    assert masked_label_prior(data, len(data.classes)) is None
 
 
 def test_the_memory_phase_begins_with_a_new_cell_and_head_and_the_same_encoder(tiny_prepared):
