@@ -118,7 +118,6 @@ class JointPhase:
                 labels = self._stand_in(labels, batch["mask"].to(self.device).bool())
             yield frames, labels
 
-
     def _stand_in(self, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Single-frame labels (B, 1) with each frame the memory mask marks given a label drawn from
         :func:`masked_label_prior` instead of its own.
@@ -128,7 +127,8 @@ class JointPhase:
         reads the answer off that instead of the cue. Left out of the loss, the encoder never learns what
         such a frame looks like (silhouettes read as unknown). With a label drawn afresh each time, the
         best the encoder can answer is how often each class labels such frames: "an ambiguous canine".
-        Measured (pictures, 120 training videos, seed 102): test masked accuracy 0.893 left out, 0.953 drawn.
+        Measured (pictures data, seed 102; test masked accuracy left out -> drawn): 120 training videos
+        0.893 -> 0.953, 30 training videos 0.496 -> 0.665.
         """
         if self.masked_prior is None:  # no masked frame in the training split
             return labels
