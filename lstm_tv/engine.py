@@ -25,6 +25,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from lstm_tv.averaging import WeightAverage
 from lstm_tv.data.dataset import IGNORE
 from lstm_tv.model.cells import detach_state
 
@@ -91,6 +92,8 @@ class Optimisation:
         schedule_per_chunk: the schedule advances after every chunk's step (joint phase), or once
             per batch (memory phase).
         lr_scale: a factor on the scheduled learning rate (:meth:`set_lr_scale`: lowered on a plateau).
+        average: the moving average of the weights that each step taken updates (joint phase,
+            ``train.ema``), or None.
     """
 
     params: list
@@ -100,6 +103,7 @@ class Optimisation:
     scaler: torch.amp.GradScaler | None = None
     schedule_per_chunk: bool = True
     lr_scale: float = 1.0
+    average: WeightAverage | None = None
 
     @property
     def lr(self) -> float:
@@ -130,13 +134,19 @@ class Optimisation:
         if scaler is not None:
             scaler.step(self.optimizer)  # skips the step itself on inf/nan and lowers the scale
             scaler.update()
+            self._average()
         elif torch.isfinite(norm):
             self.optimizer.step()
+            self._average()
         elif guard.policy == "stop":
             raise NonFinite(f"step {guard.steps}: the loss or its gradient is not finite (loss {loss.item():.4g})")
         else:
             guard.skipped += 1
             self.optimizer.zero_grad(set_to_none=True)
+
+    def _average(self) -> None:
+        if self.average is not None:
+            self.average.update()
 
     def advance_schedule(self) -> None:
         """Move the learning rate one step along its schedule (skipped steps count as steps)."""

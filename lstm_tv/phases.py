@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lstm_tv.averaging import WeightAverage
 from lstm_tv.config import Config
 from lstm_tv.data.augment import ClipAugment
 from lstm_tv.data.dataset import IGNORE, ClipDataset, PreparedDataset
@@ -89,7 +91,8 @@ class JointPhase:
         fp16 = model.encoder_autocast == torch.float16
         self.opt = Optimisation(list(model.parameters()), optimizer,
                                 make_scheduler(optimizer, cfg.train.epochs, steps_per_epoch, cfg.train.warmup),
-                                cfg.train.grad_clip, torch.amp.GradScaler(device.type) if fp16 else None)
+                                cfg.train.grad_clip, torch.amp.GradScaler(device.type) if fp16 else None,
+                                average=WeightAverage(model, cfg.train.ema) if cfg.train.ema > 0 else None)
         # Stand-in labels for masked frames (:meth:`_stand_in`) only where a clip is a single frame: a longer
         # clip holds what came before, and each of its frames trains on its own label. None: no stand-ins.
         prior = masked_label_prior(data, len(data.classes)) if cfg.train.clip_frames == 1 else None
@@ -104,9 +107,12 @@ class JointPhase:
         return 0.0
 
     def run_epoch(self, epoch: int, loss_fn, bar, guard: StepGuard) -> dict:
-        """One pass over this epoch's clips; ``train_loss``, ``frames`` and ``seconds``."""
-        return train_epoch(self.net, self._batches(epoch), len(self.loader), self.cfg.train.tbptt, loss_fn, self.opt,
-                           guard, bar)
+        """One pass over this epoch's clips; ``train_loss``, ``frames`` and ``seconds``. With ``train.ema``
+        the model holds the moving average of its weights again when the epoch ends (:mod:`lstm_tv.averaging`)."""
+        average = self.opt.average
+        with average.training() if average is not None else contextlib.nullcontext():
+            return train_epoch(self.net, self._batches(epoch), len(self.loader), self.cfg.train.tbptt, loss_fn,
+                               self.opt, guard, bar)
 
     def _batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self.clips.set_epoch(epoch)

@@ -27,6 +27,10 @@ METRIC_COLUMNS = ["epoch", "phase", "train_loss", *[f"val_{m.key}" for m in TRAC
                   "skipped_steps", "seconds"]
 
 
+# What last.ckpt holds beyond the weights for use (best.ckpt leaves it out): what --resume needs to continue.
+TRAINING_STATE = ("optimizer", "scheduler", "weight_average")
+
+
 @dataclass
 class Progress:
     """What ``--resume`` needs besides weights and optimiser: where the run stands."""
@@ -133,9 +137,11 @@ def save_epoch(run_dir: Path, model, cfg: Config, data, opt, progress: Progress,
         epoch=progress.epoch, metrics=report or {},
         optimizer=opt.optimizer.state_dict(), scheduler=opt.scheduler.state_dict(),
         progress=asdict(progress), rng={"torch": torch.get_rng_state()},
+        # The model holds the average of its weights (joint phase, train.ema); resuming needs the trained ones too.
+        **({"weight_average": opt.average.state_dict()} if opt.average is not None else {}),
     )
     if improved:
-        for_use = {k: v for k, v in payload.items() if k not in ("optimizer", "scheduler")}
+        for_use = {k: v for k, v in payload.items() if k not in TRAINING_STATE}
         save_checkpoint(run_dir / "best.ckpt", for_use)  # no optimiser state: for using
         if report is not None:
             plots.confusion_matrix(report["confusion"], data.classes, run_dir / "plots" / "confusion_best.png",
@@ -166,10 +172,16 @@ def check_training_state(ckpt: dict, path: Path) -> None:
           and isinstance(progress["epoch"], int) and isinstance(progress["history"], list)
           and isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
           and isinstance(optimizer.get("param_groups"), list) and isinstance(ckpt.get("scheduler"), dict)
-          and isinstance(rng, dict) and isinstance(rng.get("torch"), torch.Tensor))
+          and isinstance(rng, dict) and isinstance(rng.get("torch"), torch.Tensor)
+          and _weight_average_ok(ckpt.get("weight_average", {"trained": {}, "updates": 0})))
     if not ok:
         raise CheckpointError(f"{path}: its training state cannot be restored (incomplete, or not written by "
                               f"lstm-tv train); resume from a run's own last.ckpt")
+
+
+def _weight_average_ok(state) -> bool:
+    return (isinstance(state, dict) and isinstance(state.get("updates"), int) and isinstance(state.get("trained"), dict)
+            and all(isinstance(v, torch.Tensor) for v in state["trained"].values()))
 
 
 def restore(ckpt: dict, path: Path, model, opt) -> Progress:
@@ -180,6 +192,8 @@ def restore(ckpt: dict, path: Path, model, opt) -> Progress:
     """
     try:
         model.load_state_dict(ckpt["model"])
+        if opt.average is not None:  # the model now holds the average; without a stored state it starts from it
+            opt.average.load_state_dict(ckpt.get("weight_average") or {"trained": model.state_dict(), "updates": 0})
         opt.optimizer.load_state_dict(ckpt["optimizer"])
         opt.scheduler.load_state_dict(ckpt["scheduler"])
         p = ckpt["progress"]
