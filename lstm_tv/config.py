@@ -169,9 +169,9 @@ class TrainConfig:
     tbptt: int = setting(1, "frames per truncated-BPTT chunk; state is carried and detached between chunks", min=1)
     lr: float = setting(0.003, "peak learning rate of AdamW", min=0.0, max=10.0)
     weight_decay: float = setting(0.0001, "AdamW weight decay", min=0.0, max=10.0)
-    ema: float = setting(0.998, "decay per step of the moving average of the weights that the joint phase "
-                         "validates, keeps in its checkpoints and hands to the memory phase (0 = off: the weights "
-                         "as the last step left them)", min=0.0, max=0.9999)
+    ema: float = setting(0.0, "decay per step of a moving average of the weights that the joint phase then "
+                         "validates, keeps in its checkpoints and hands to the memory phase, e.g. 0.998 (0 = off: "
+                         "the weights as the last step left them)", min=0.0, max=0.9999)
     memory_epochs: int = setting(30, "most memory epochs, after the joint ones: the memory and head alone on cached "
                                  "frame embeddings, whole videos at a time (0 = off); the phase ends sooner on a "
                                  "plateau or train.time", min=0)

@@ -112,7 +112,8 @@ def test_a_state_of_another_model_is_refused():
 
 def test_joint_checkpoints_hold_the_average_and_last_ckpt_the_trained_weights(tiny_config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run = train(load_config(None, tiny_config + ["train.epochs=2", "train.memory_epochs=0"]), reporter=QUIET)
+    run = train(load_config(None, tiny_config + ["train.epochs=2", "train.memory_epochs=0", "train.ema=0.99"]),
+                reporter=QUIET)
     last, best = load_checkpoint(run / "last.ckpt"), load_checkpoint(run / "best.ckpt")
     trained = last["weight_average"]["trained"]
     assert last["weight_average"]["updates"] > 0
@@ -120,6 +121,6 @@ def test_joint_checkpoints_hold_the_average_and_last_ckpt_the_trained_weights(ti
     assert any(not torch.equal(trained[k], last["model"][k]) for k in trained if trained[k].is_floating_point())
     assert "weight_average" not in best  # weights for use only
 
-    off = train(load_config(None, tiny_config + ["train.epochs=2", "train.memory_epochs=0", "train.ema=0",
+    off = train(load_config(None, tiny_config + ["train.epochs=2", "train.memory_epochs=0",  # default: off
                                                  f"run.dir={tmp_path / 'off'}"]), reporter=QUIET)
     assert "weight_average" not in load_checkpoint(off / "last.ckpt")

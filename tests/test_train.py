@@ -51,11 +51,12 @@ def test_checkpoint_is_self_sufficient(tiny_config, tiny_prepared, tmp_path, mon
     assert logits.shape == (1, 20, 5) and torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("stop_in", ["joint", "memory"])
-def test_resume_matches_an_uninterrupted_run(tiny_config, tmp_path, monkeypatch, stop_in):
-    # Two joint epochs then two memory epochs, with augmentation and dropout: randomness everywhere.
+@pytest.mark.parametrize("stop_in, extra", [("joint", []), ("memory", []), ("joint", ["train.ema=0.99"])])
+def test_resume_matches_an_uninterrupted_run(tiny_config, tmp_path, monkeypatch, stop_in, extra):
+    # Two joint epochs then two memory epochs, with augmentation and dropout: randomness everywhere
+    # (and with train.ema, the average of the weights as well as the weights trained).
     monkeypatch.chdir(tmp_path)
-    base = tiny_config + ["train.epochs=2", "train.memory_epochs=2", "model.dropout=0.1"]
+    base = tiny_config + ["train.epochs=2", "train.memory_epochs=2", "model.dropout=0.1", *extra]
     whole = train(load_config(None, base + [f"run.dir={tmp_path / 'whole'}"]), reporter=QUIET)
 
     # The same run, interrupted in its second (joint) or third (first memory) epoch...
@@ -352,6 +353,10 @@ def test_best_checkpoint_follows_the_latest_phase():
     assert not progress.record({"epoch": 5, "phase": "memory"}, [0.35, 0.86])
     assert progress.record({"epoch": 6, "phase": "memory"}, [0.70, 0.90])
     assert (progress.best_epoch, progress.best_value) == (6, [0.70, 0.90])
+    # A tie in both values goes to the later epoch (trained longer; validation cannot tell them apart).
+    assert progress.record({"epoch": 7, "phase": "memory"}, [0.70, 0.90])
+    assert not progress.record({"epoch": 8, "phase": "memory"}, [0.70, 0.89])
+    assert progress.best_epoch == 7
 
 
 def constant_metrics(model, data, videos, *args, **kwargs):
@@ -392,8 +397,9 @@ def test_each_phase_ends_when_its_metric_stops_improving_and_says_why(tiny_confi
     assert ("joint phase ended: val frame accuracy (frames alone) did not improve for 2 epochs at the lowered "
             "learning rate") in said.lines
     assert "memory phase ended: val masked accuracy did not improve for 2 epochs at the lowered learning rate" in said.lines
-    # Nothing improved within the memory phase: best.ckpt is its first epoch, not the joint phase's.
-    assert load_checkpoint(run / "best.ckpt")["epoch"] == 6
+    # The same values every epoch: each tie goes to the later epoch, so best.ckpt is the memory phase's last
+    # epoch (never the joint phase's).
+    assert load_checkpoint(run / "best.ckpt")["epoch"] == 10
 
 
 def test_the_epoch_limit_ends_a_phase_and_is_said(tiny_config, tmp_path, monkeypatch):
