@@ -7,7 +7,9 @@ step landed on. The exponential moving average of the weights over the last few 
 the point those steps wander around: its validation is smoother and higher (pictures data, 30
 training videos, the encoder alone for 18 epochs: on test frames the average held 0.91-0.92 from epoch
 12 on, while the weights as trained moved between 0.82 and 0.93 from epoch 7 on). Ultralytics'
-``ModelEMA`` and timm's ``ModelEmaV2`` keep the same average.
+``ModelEMA`` and timm's ``ModelEmaV2`` keep the same average. In whole ``lstm-tv train`` runs it did
+not give better models (pictures data, four seeds of two families: better and worse by turns, beyond
+the seeds' spread), so ``train.ema`` is 0 (off) by default.
 
 :class:`WeightAverage` keeps the average next to the weights being trained and swaps them: inside
 :meth:`WeightAverage.training` the model holds the trained weights and every optimiser step updates

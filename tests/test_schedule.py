@@ -8,6 +8,7 @@ import pytest
 
 from lstm_tv.config import load_config
 from lstm_tv.schedule import (
+    PLATEAU_GRACE,
     RemainingTime,
     allotment,
     format_duration,
@@ -43,6 +44,15 @@ def test_a_first_plateau_lowers_the_learning_rate_and_a_second_ends_the_phase():
     assert plateaus([0.5] * 10, patience=0) == (0, False)                     # patience 0: every epoch runs
 
 
+def test_epochs_of_grace_never_count_towards_a_plateau_but_can_set_the_best():
+    flat = [0.5] * 6
+    assert plateaus(flat, patience=3) == (1, False)
+    assert plateaus(flat, patience=3, grace=5) == (0, False)  # only epoch 6 counted: 1 stale
+    assert plateaus([0.5] * 8, patience=3, grace=5) == (1, False)
+    # A cue learned in the last epoch of grace is the best the later epochs must beat.
+    assert plateaus([0.5, 0.5, 0.5, 0.5, 1.0, 0.9, 0.9, 0.9], patience=3, grace=5) == (1, False)
+
+
 def test_the_learning_rate_scale_follows_the_history_of_the_phase():
     cfg = load_config(None, ["train.patience=2"])
     history = rows("frame_accuracy", [0.5, 0.8, 0.8, 0.8, 0.85])
@@ -55,14 +65,17 @@ def test_the_joint_phase_ends_when_frame_accuracy_stops_improving():
     assert [phase_end(cfg, "joint", history[:n], [1.0] * n, None) for n in range(1, 8)] == [None] * 7
     assert (phase_end(cfg, "joint", history, [1.0] * 8, None)
             == "val frame accuracy did not improve for 2 epochs at the lowered learning rate")
-    # The memory phase follows masked accuracy, and frame accuracy when the data has no masks.
+    # The memory phase follows masked accuracy (and frame accuracy when the data has no masks); its first
+    # PLATEAU_GRACE["memory"] epochs never count towards a plateau.
+    grace = PLATEAU_GRACE["memory"]
     memory = [{"val_masked_accuracy": m, "val_frame_accuracy": f}
-              for m, f in [(0.5, 0.9), (0.6, 0.9), (0.6, 0.95), (0.6, 0.97), (0.6, 0.98), (0.6, 0.98)]]
-    assert phase_end(cfg, "memory", memory[:5], [1.0] * 5, None) is None        # the first plateau: LR x0.1
-    assert (phase_end(cfg, "memory", memory, [1.0] * 6, None)
+              for m, f in [(0.5, 0.9)] + [(0.6, 0.9)] * (grace - 1) + [(0.6, 0.95), (0.6, 0.97), (0.6, 0.98), (0.6, 0.98)]]
+    n = len(memory)
+    assert [phase_end(cfg, "memory", memory[:k], [1.0] * k, None) for k in range(1, n)] == [None] * (n - 1)
+    assert (phase_end(cfg, "memory", memory, [1.0] * n, None)
             == "val masked accuracy did not improve for 2 epochs at the lowered learning rate")
-    no_masks = [{"val_masked_accuracy": None, "val_frame_accuracy": 0.9}] * 5
-    assert (phase_end(cfg, "memory", no_masks, [1.0] * 5, None)
+    no_masks = [{"val_masked_accuracy": None, "val_frame_accuracy": 0.9}] * (grace + 4)
+    assert (phase_end(cfg, "memory", no_masks, [1.0] * (grace + 4), None)
             == "val frame accuracy did not improve for 2 epochs at the lowered learning rate")
 
 

@@ -385,13 +385,13 @@ def test_each_phase_ends_when_its_metric_stops_improving_and_says_why(tiny_confi
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(training, "evaluate_model", constant_metrics)
     said = Said()
-    run = train(load_config(None, tiny_config + ["train.epochs=8", "train.memory_epochs=5", "train.patience=2"]),
+    run = train(load_config(None, tiny_config + ["train.epochs=8", "train.memory_epochs=12", "train.patience=2"]),
                 reporter=said)
     history = load_checkpoint(run / "last.ckpt")["progress"]["history"]
     # Best at 1, then 2 stale epochs: the learning rate drops ten-fold; 2 more: the joint phase ends.
-    # The memory phase likewise, from its own first epoch.
+    # The memory phase likewise, from its own first epoch, once its epochs of grace are over (4 after the first).
     assert [(r["epoch"], r["phase"]) for r in history] == [(e, "joint") for e in range(1, 6)] + [
-        (e, "memory") for e in range(6, 11)]
+        (e, "memory") for e in range(6, 15)]
     assert "joint phase: val metric on a plateau for 2 epochs; learning rate x0.1 from now on" in said.lines
     assert history[3]["lr"] < 0.2 * history[2]["lr"]
     assert ("joint phase ended: val frame accuracy (frames alone) did not improve for 2 epochs at the lowered "
@@ -399,7 +399,7 @@ def test_each_phase_ends_when_its_metric_stops_improving_and_says_why(tiny_confi
     assert "memory phase ended: val masked accuracy did not improve for 2 epochs at the lowered learning rate" in said.lines
     # The same values every epoch: each tie goes to the later epoch, so best.ckpt is the memory phase's last
     # epoch (never the joint phase's).
-    assert load_checkpoint(run / "best.ckpt")["epoch"] == 10
+    assert load_checkpoint(run / "best.ckpt")["epoch"] == 14
 
 
 def test_the_epoch_limit_ends_a_phase_and_is_said(tiny_config, tmp_path, monkeypatch):
@@ -471,10 +471,11 @@ def test_resume_after_a_plateau_ended_the_joint_phase_goes_on_with_the_memory_ph
     monkeypatch.setattr(MemoryPhase, "run_epoch", real)
     resumed = train(None, resume=tmp_path / "cut", reporter=QUIET)
     a, b = (load_checkpoint(r / "last.ckpt")["progress"] for r in (whole, resumed))
-    # Joint lowers its learning rate after epoch 2 and ends on its plateau after epoch 3; the memory
-    # phase likewise after epochs 5 and 6 -- in both runs.
+    # Joint lowers its learning rate after epoch 2 and ends on its plateau after epoch 3; the memory phase,
+    # all of whose 4 epochs are epochs of grace, ends at its epoch limit -- in both runs.
     assert [(r["epoch"], r["phase"]) for r in b["history"]] == [(1, "joint"), (2, "joint"), (3, "joint"),
-                                                                 (4, "memory"), (5, "memory"), (6, "memory")]
+                                                                 (4, "memory"), (5, "memory"), (6, "memory"),
+                                                                 (7, "memory")]
     assert [r["lr"] for r in a["history"]] == [r["lr"] for r in b["history"]]
     assert [(p["name"], p["ended"]) for p in a["phases"]] == [(p["name"], p["ended"]) for p in b["phases"]]
     assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
