@@ -6,7 +6,8 @@ rules, checked after each of its epochs (:func:`phase_end`):
 * **plateau**: its validation metric (:data:`PHASE_METRIC`) has not improved by :data:`MIN_DELTA` for
   ``train.patience`` epochs a second time. The first such plateau lowers the phase's learning rate
   :data:`LR_DROP`-fold instead (like ``ReduceLROnPlateau``): a phase ends on a plateau only after it has
-  settled into its minimum at the lower rate, however many epochs that takes;
+  settled into its minimum at the lower rate, however many epochs that takes. A phase's first
+  :data:`PLATEAU_GRACE` epochs never count towards a plateau (the memory phase's five);
 * **time budget**: ``train.time`` minutes cover the whole run; each phase gets its :data:`PHASE_SHARE`
   of them plus what the phases before it left unused, and ends when its next epoch would overrun that
   (judged from its second epoch on: a first epoch does one-off work);
