@@ -89,15 +89,16 @@ class WeightAverage:
         Raises:
             KeyError, RuntimeError, TypeError: ``state`` does not fit this model.
         """
-        trained = state["trained"]
-        if not isinstance(trained, dict) or set(trained) != set(self.average):
+        trained, shown = state["trained"], self.model.state_dict()
+        if not isinstance(trained, dict) or set(trained) != set(shown):
             raise KeyError("the trained weights name other tensors than the model's")
-        self.average = _copy(self.model.state_dict())
-        self.trained = {k: v.to(self.average[k].device) for k, v in trained.items()}
-        for name, value in self.trained.items():
-            if value.shape != self.average[name].shape:
+        for name, value in trained.items():
+            if value.shape != shown[name].shape:
                 raise RuntimeError(f"trained weight {name}: shape {tuple(value.shape)}, "
-                                   f"model {tuple(self.average[name].shape)}")
+                                   f"model {tuple(shown[name].shape)}")
+        # Checked before anything changes, so a refused state leaves this average as it was.
+        self.average = _copy(shown)
+        self.trained = {name: value.to(shown[name].device) for name, value in trained.items()}
         self.updates = int(state["updates"])
 
 
