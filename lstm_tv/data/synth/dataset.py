@@ -61,7 +61,8 @@ def write_video(root: Path, cfg: SynthConfig, index: int) -> None:
     root, stem = Path(root), video_stem(index)
     plan = video_plan(cfg, index)
     width, height = cfg.frame_size()
-    with VideoWriter(root / "videos" / f"{stem}.mp4", cfg.fps, width, height) as writer:
+    # One encoder thread: synth runs one process per core (``workers``), each writing its own videos.
+    with VideoWriter(root / "videos" / f"{stem}.mp4", cfg.fps, width, height, threads=1) as writer:
         for frame in synth_frames(cfg, index):
             writer.write(frame)
     if index % 2 == 0:
