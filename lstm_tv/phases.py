@@ -40,6 +40,7 @@ MEMORY_CHUNK = 1024  # frames back-propagated through at once in the memory phas
 # the phase inside that stretch (test masked accuracy 0.56), 150-step ones did not (1.000).
 MIN_JOINT_STEPS = 150
 MIN_MEMORY_STEPS = 150
+Item = tuple[int, int, int]  # a memory-phase item: (video, lead, lead_frames), see splice_item
 
 
 def loader_workers(setting: int | str) -> int:
@@ -209,7 +210,8 @@ class MemoryPhase:
             self._freeze_and_encode(bar)
             self.one_off += time.perf_counter() - start
         rng = np.random.default_rng([self.cfg.train.seed, epoch, 2])
-        plan = memory_plan([len(labels) for _, labels in self.cache], self.cfg.train.memory_batch, self.dist.world, rng)
+        plan = memory_plan([len(labels) for _, labels in self.cache], self.cfg.train.memory_batch, self.dist.world, rng,
+                           self.cfg.train.memory_splice)
         return train_epoch(self.net, self._batches(plan), len(plan), MEMORY_CHUNK, loss_fn, self.opt, guard, bar)
 
     def _freeze_and_encode(self, bar) -> None:
@@ -224,8 +226,18 @@ class MemoryPhase:
 
     def _batches(self, plan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for per_rank, length in plan:
-            items = [self.cache[j] for j in per_rank[self.dist.rank]]
+            items = [self._item(*item) for item in per_rank[self.dist.rank]]
             yield pad_batch(items, length, self.cache[0][0].shape[1], self.device)
+
+    def _item(self, video: int, lead: int, lead_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A plan item's embeddings (T, F) and labels (T,), T = ``video``'s length: ``lead``'s first
+        ``lead_frames`` frames, then ``video``'s first T - ``lead_frames``."""
+        emb, labels = self.cache[video]
+        if not lead_frames:
+            return emb, labels
+        lead_emb, lead_labels = self.cache[lead]
+        keep = len(labels) - lead_frames
+        return torch.cat([lead_emb[:lead_frames], emb[:keep]]), torch.cat([lead_labels[:lead_frames], labels[:keep]])
 
     def val_embeddings(self, videos, bar) -> list[torch.Tensor]:
         """The validation videos' embeddings, encoded once: with the encoder frozen, validating a
@@ -248,23 +260,50 @@ def memory_passes(videos: int, batch: int, world: int) -> tuple[int, int]:
     return math.ceil(MIN_MEMORY_STEPS / steps), steps
 
 
-def memory_plan(lengths: list[int], batch: int, world: int,
-                rng: np.random.Generator) -> list[tuple[list[list[int]], int]]:
-    """One epoch of the memory phase: per step, each rank's video indices and the length to pad to.
+def memory_plan(lengths: list[int], batch: int, world: int, rng: np.random.Generator,
+                splice: float = 0.0) -> list[tuple[list[list[Item]], int]]:
+    """One epoch of the memory phase: per step, each rank's items and the length to pad to.
 
     An epoch is whole passes over the videos, each in its own random order, as many as make
-    MIN_MEMORY_STEPS steps. Every rank derives the same plan and pads to the longest video of the
-    whole step, so all ranks run the same number of chunks (DDP's all-reduce needs it); a rank left
-    without a video in a pass's last step gets an empty (all-padding) one.
+    MIN_MEMORY_STEPS steps. Each item is ``(video, lead, lead_frames)`` (:func:`splice_item`): the
+    video alone when ``lead_frames`` is 0, else the first ``lead_frames`` frames of video ``lead``
+    followed by the start of ``video``, as long as ``video`` is. Every rank derives the same plan and
+    pads to the longest video of the whole step, so all ranks run the same number of chunks (DDP's
+    all-reduce needs it); a rank left without a video in a pass's last step gets an empty (all-padding) one.
     """
     passes, _ = memory_passes(len(lengths), batch, world)
     plan = []
     for _ in range(passes):
         order = rng.permutation(len(lengths))
         for i in range(0, len(order), batch * world):
-            group = order[i:i + batch * world]
-            plan.append(([group[r::world].tolist() for r in range(world)], max(lengths[j] for j in group)))
+            group = [splice_item(int(j), lengths, splice, rng) for j in order[i:i + batch * world]]
+            plan.append(([group[r::world] for r in range(world)], max(lengths[v] for v, _, _ in group)))
     return plan
+
+
+def splice_item(video: int, lengths: list[int], splice: float, rng: np.random.Generator) -> Item:
+    """``(video, lead, lead_frames)``: with probability ``splice``, the first ``lead_frames`` frames of
+    another video ``lead`` (a uniform share of the shorter of the two), then ``video`` from its start,
+    cut to ``video``'s own length; else ``video`` alone (``(video, video, 0)``).
+
+    What a memory must do on TV: the channel changes, and what the new one shows overrides what the
+    old one showed. A training video has only its own history; spliced, its cues follow another's,
+    so that the memory sees more switches than its training videos hold (pictures-gaps, seed 301: two
+    of four wrong silhouettes followed a switch inside their video and took the label of the channel
+    before it). Every label stays true, as both parts start where their video starts and only a
+    video's end is left out (what a frame's label depends on comes before it). Cut to ``video``'s
+    length, an item costs what ``video`` alone costs. Off by default (``train.memory_splice=0``):
+    measured, it did not change test accuracy beyond the memory's seed-to-seed spread (docs/benchmarks.md).
+    """
+    if not splice:  # no draws: without splicing the plan is what it was before splicing existed
+        return video, video, 0
+    draws = rng.random(3)  # always three draws: the plan does not depend on which branch is taken
+    if len(lengths) < 2 or draws[0] >= splice:
+        return video, video, 0
+    lead = int(draws[1] * (len(lengths) - 1))
+    lead += lead >= video  # any video but this one
+    frames = int(draws[2] * min(lengths[lead], lengths[video]))
+    return (video, lead, frames) if frames else (video, video, 0)
 
 
 def pad_batch(items: list[tuple[torch.Tensor, torch.Tensor]], length: int, dim: int,

@@ -51,18 +51,45 @@ def test_a_memory_epoch_is_whole_passes_over_the_videos_making_the_minimum_of_st
     plan = memory_plan(lengths, batch=2, world=1, rng=np.random.default_rng(0))
     passes = math.ceil(MIN_MEMORY_STEPS / 4)
     assert len(plan) == passes * 4 >= MIN_MEMORY_STEPS
-    seen = Counter(i for per_rank, _ in plan for i in per_rank[0])
+    seen = Counter(video for per_rank, _ in plan for video, _, _ in per_rank[0])
     assert seen == {i: passes for i in range(7)}                      # every video once per pass
     for per_rank, length in plan:                                     # padded to the step's longest video
-        assert length == max(lengths[i] for i in per_rank[0])
+        assert all(lead_frames == 0 for _, _, lead_frames in per_rank[0])   # no splicing asked for
+        assert length == max(lengths[video] for video, _, _ in per_rank[0])
 
 
 def test_every_rank_follows_one_memory_plan_with_the_same_steps():
     lengths = [100, 200, 300, 400, 500]                               # 2 ranks x 2 videos: 2 steps a pass
-    plan = memory_plan(lengths, batch=2, world=2, rng=np.random.default_rng(1))
+    plan = memory_plan(lengths, batch=2, world=2, rng=np.random.default_rng(1), splice=0.5)
     assert all(len(per_rank) == 2 for per_rank, _ in plan)
     last_of_each_pass = plan[1::2]
-    assert all(sum(len(videos) for videos in per_rank) == 1 for per_rank, _ in last_of_each_pass)  # 5 = 4 + 1
+    assert all(sum(len(items) for items in per_rank) == 1 for per_rank, _ in last_of_each_pass)  # 5 = 4 + 1
+    for per_rank, length in plan:                                     # one pad length for both ranks
+        assert length == max(lengths[v] for items in per_rank for v, _, _ in items)
+
+
+def test_spliced_videos_follow_the_start_of_another_video_at_their_own_length():
+    lengths = [300, 120, 600, 90, 300, 450, 200]
+    plan = memory_plan(lengths, batch=2, world=1, rng=np.random.default_rng(0), splice=0.5)
+    items = [item for per_rank, _ in plan for item in per_rank[0]]
+    spliced = [(v, lead, n) for v, lead, n in items if n > 0]
+    assert 0.35 < len(spliced) / len(items) < 0.65                    # about half, as asked
+    assert all(lead != v and 0 < n < min(lengths[lead], lengths[v]) for v, lead, n in spliced)
+    assert all(lead == v for v, lead, n in items if n == 0)
+    assert Counter(v for v, _, _ in items) == Counter(v for v, _, _ in
+                                                      (i for p, _ in memory_plan(lengths, 2, 1, np.random.default_rng(0))
+                                                       for i in p[0]))  # splicing changes no video's share
+
+
+def test_a_spliced_item_is_the_lead_videos_first_frames_then_the_start_of_the_video(tiny_prepared):
+    cfg = load_config(None, [f"data.dir={tiny_prepared}", "train.memory_splice=1.0"])
+    data = PreparedDataset(tiny_prepared)
+    phase = MemoryPhase(cfg, data, build_model(cfg.model, len(data.classes)), torch.device("cpu"), Dist())
+    phase.cache = [(torch.full((n, 4), float(i)), torch.full((n,), i)) for i, n in enumerate([5, 7, 3])]
+    emb, labels = phase._item(video=1, lead=2, lead_frames=2)        # as long as video 1: its end is left out
+    assert emb[:, 0].tolist() == [2.0] * 2 + [1.0] * 5 and labels.tolist() == [2] * 2 + [1] * 5
+    emb, labels = phase._item(video=0, lead=0, lead_frames=0)
+    assert labels.tolist() == [0] * 5
 
 
 def joint_labels(prepared, clip_frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
