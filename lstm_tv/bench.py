@@ -78,8 +78,8 @@ QUICK_CELLS = ("none", "rnn", "lstm")  # --quick: no memory, plain recurrence, g
 # cell to about 2-3 minutes on 2 CPU cores; the gap ranges, the frame count per video (which sets how
 # many cue-gap-silhouette cycles fit) and the method (joint epochs, then the memory phase) are those of
 # the real task. The memory phase is long because it is where the gap is learned: on 60-150 frame gaps
-# an lstm with the default forget bias is still at chance after 20 memory epochs and at ~0.94 after 60,
-# and each memory epoch of a fused cell costs well under a second plus its validation.
+# an lstm with forget bias 1 (the default until 2026-12-07) is still at chance after 20 memory epochs and
+# at ~0.94 after 60, and each memory epoch of a fused cell costs well under a second plus its validation.
 BENCH_BUDGET = [
     "synth.videos=80",            # 56 train / 12 val / 12 test videos per gap setting
     "synth.frames=600",           # room for 2-3 long-gap silhouettes per video (~30 in the test split)

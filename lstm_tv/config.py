@@ -152,8 +152,9 @@ class ModelConfig:
     dropout: float = setting(0.0, "dropout between embedding, memory layers and head", min=0.0, max=0.95)
     window: int = setting(16, "tdnn only: frames the causal window sees (this one and window-1 before)",
                           min=1, max=4096)
-    forget_bias: float = setting(1.0, "initial forget-gate bias of lstm/peephole cells (>= 1 helps long "
-                                      "memory)", min=-10.0, max=10.0)
+    forget_bias: float = setting(3.0, "initial forget-gate bias of lstm/peephole cells: 3 keeps ~95% of the "
+                                      "cell state per frame at the start, so a cue's gradient reaches "
+                                      "across long gaps", min=-10.0, max=10.0)
 
 
 @dataclass
