@@ -175,7 +175,8 @@ class LSTMMemory(FusedRecurrentMemory):
             untrained cell keep its memory (sigmoid(3) ~ 0.95 per frame, sigmoid(1) ~ 0.73) so that
             gradients through long gaps do not vanish at the start of training (Jozefowicz et al.,
             2015; Tallec and Ollivier's chrono initialisation, 2018, sets it from the gaps' length).
-            3 rather than 1: at 1 some new memories never learned a cue 100-300 frames back.
+            Defaults to ``model.forget_bias`` (3: at 1 some new memories never learned a cue 100-300
+            frames back).
     """
 
     state_names = ("h", "c")
@@ -183,7 +184,7 @@ class LSTMMemory(FusedRecurrentMemory):
     bench_order = 4
 
     def __init__(self, in_dim: int, hidden: int, layers: int = 1, dropout: float = 0.0,
-                 forget_bias: float = 3.0) -> None:
+                 forget_bias: float = ModelConfig.forget_bias) -> None:
         lstm = nn.LSTM(in_dim, hidden, num_layers=layers, batch_first=True,
                        dropout=dropout if layers > 1 else 0.0)  # nn.LSTM warns about dropout with 1 layer
         super().__init__(lstm)
@@ -226,7 +227,7 @@ class PeepholeMemory(MemoryCell):
     bench_order = 5
 
     def __init__(self, in_dim: int, hidden: int, layers: int = 1, dropout: float = 0.0,
-                 forget_bias: float = 3.0) -> None:
+                 forget_bias: float = ModelConfig.forget_bias) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
             ReferenceLSTMCell(in_dim if k == 0 else hidden, hidden, peephole=True) for k in range(layers))
