@@ -7,13 +7,15 @@ seeds), against the issue's targets, the test split's calibration error (ECE, af
 training fits), and the wall time of synth + prepare + train.
 
     python benchmarks/bench_recipe.py [--families synthetic pictures-120 ...] [--seeds 101 102 103]
-        [--amp false] [--out runs/bench-recipe] [KEY=VALUE ...]
+        [--amp false] [--isa avx2] [--out runs/bench-recipe] [KEY=VALUE ...]
 
 KEY=VALUE overrides go to ``lstm-tv train`` (e.g. ``train.time=5``). Use seeds nobody tuned on. Results
 are appended to ``OUT/results.jsonl`` as each run ends (a long run can be stopped and resumed: a
 (family, seed) already there is not run again); the Markdown table is printed and written to
 ``OUT/table.md``. Each result also has the CPU seconds the run used: on a machine shared with other
-work, wall time measures the load as much as the recipe. ``--amp false`` emulates CPUs without native bf16 (AVX2 only).
+work, wall time measures the load as much as the recipe. ``--amp false`` emulates CPUs without native bf16;
+``--isa avx2`` also keeps PyTorch's kernels and oneDNN to AVX2 instructions (``ATEN_CPU_CAPABILITY``,
+``ONEDNN_MAX_CPU_ISA``), so an AVX-512 CPU runs the code paths of an AVX2-only one.
 """
 
 from __future__ import annotations
@@ -42,32 +44,37 @@ FAMILIES = {
 }
 
 
-def cli(*args: str, cwd: Path, log) -> None:
-    """Run ``lstm-tv ARGS`` in ``cwd`` (this checkout's package first), its output to ``log``."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+# What each --isa sets in the environment of every lstm-tv it runs.
+ISA_ENV = {"native": {}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
+
+
+def cli(*args: str, cwd: Path, log, isa: str = "native") -> None:
+    """Run ``lstm-tv ARGS`` in ``cwd`` (this checkout's package first, instructions limited to ``isa``),
+    its output to ``log``."""
+    env = {**os.environ, **ISA_ENV[isa], "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     log.write(f"$ lstm-tv {' '.join(args)}\n")
     log.flush()
     subprocess.run([sys.executable, "-m", "lstm_tv", *args], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                    check=True)
 
 
-def run_one(family: str, seed: int, amp: str, overrides: list[str], out: Path) -> dict:
+def run_one(family: str, seed: int, amp: str, isa: str, overrides: list[str], out: Path) -> dict:
     """One family at one seed, from a fresh directory; the test metrics and the wall times."""
     spec, work = FAMILIES[family], out / f"{family}-{seed}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     with open(work / "log.txt", "w") as log:
         start, cpu_start = time.perf_counter(), _children_cpu()
-        cli("synth", "raw", *spec["synth"], "--seed", str(seed), cwd=work, log=log)
-        cli("prepare", "raw", "prepared", *spec["prepare"], cwd=work, log=log)
+        cli("synth", "raw", *spec["synth"], "--seed", str(seed), cwd=work, log=log, isa=isa)
+        cli("prepare", "raw", "prepared", *spec["prepare"], cwd=work, log=log, isa=isa)
         prepared = time.perf_counter()
         cli("train", "data.dir=prepared", "run.dir=run", f"train.amp={amp}", f"train.seed={seed}", *overrides,
-            cwd=work, log=log)
+            cwd=work, log=log, isa=isa)
         trained, cpu_trained = time.perf_counter(), _children_cpu()
         cli("evaluate", "run/best.ckpt", "--data", "prepared", "--split", "test",
-            "--report", "test.json", cwd=work, log=log)
+            "--report", "test.json", cwd=work, log=log, isa=isa)
     report = json.loads((work / "test.json").read_text())
-    return {"family": family, "seed": seed, "amp": amp, "overrides": overrides,
+    return {"family": family, "seed": seed, "amp": amp, "isa": isa, "overrides": overrides,
             "masked_accuracy": report.get("masked_accuracy"), "frame_accuracy": report["frame_accuracy"],
             "macro_f1": report.get("macro_f1"), "ece": report.get("ece"), "seconds_data": round(prepared - start, 1),
             "seconds_train": round(trained - prepared, 1), "seconds_total": round(trained - start, 1),
@@ -94,8 +101,8 @@ def cpu_model() -> str:
 def table(results: list[dict]) -> str:
     """The Markdown table: per family, mean and min of each accuracy over seeds, the targets, wall time."""
     lines = ["| family | seeds | masked acc mean / min | frame acc mean / min | target masked / frame "
-             "| test ECE mean / max | wall time mean (data + train) | CPU time mean | amp |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| test ECE mean / max | wall time mean (data + train) | CPU time mean | amp | isa |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for family in FAMILIES:
         rows = [r for r in results if r["family"] == family]
         if not rows:
@@ -112,7 +119,7 @@ def table(results: list[dict]) -> str:
         lines.append(f"| {family} | {', '.join(str(r['seed']) for r in rows)} "
                      f"| {statistics.mean(masked):.3f} / {min(masked):.3f} | {statistics.mean(frame):.3f} / "
                      f"{min(frame):.3f} | {tm} / {tf} | {ece_text} | {total / 60:.1f} min ({data / 60:.1f} + "
-                     f"{(total - data) / 60:.1f}) | {cpu_text} | {rows[0]['amp']} |")
+                     f"{(total - data) / 60:.1f}) | {cpu_text} | {rows[0]['amp']} | {rows[0].get('isa', 'native')} |")
     return "\n".join(lines)
 
 
@@ -121,6 +128,8 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[101, 102, 103])
     parser.add_argument("--amp", default="false", choices=("false", "true", "auto"))
+    parser.add_argument("--isa", default="native", choices=list(ISA_ENV),
+                        help="avx2: run every command on AVX2 kernels only (what CPUs without AVX-512 run)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-recipe"))
     parser.add_argument("overrides", nargs="*", help="train overrides, KEY=VALUE")
     args = parser.parse_args()
@@ -132,7 +141,7 @@ def main() -> None:
         for seed in args.seeds:
             if (family, seed) in done:
                 continue
-            result = run_one(family, seed, args.amp, args.overrides, args.out)
+            result = run_one(family, seed, args.amp, args.isa, args.overrides, args.out)
             print(json.dumps(result), flush=True)
             with open(results_path, "a") as f:
                 f.write(json.dumps(result) + "\n")
