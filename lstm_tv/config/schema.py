@@ -1,26 +1,17 @@
-"""The one resolved configuration that flows through every command.
+"""The settings themselves: one typed dataclass per config section, each field with its default, its
+meaning and its allowed range or choices (:func:`setting`), and helpers that list them.
 
-Typed dataclasses below hold every setting, its default and a one-line meaning. ``configs/default.yaml``
-is these defaults written out with their comments (``render_yaml(Config())``); a test keeps the two
-identical, so there is a single source of truth and an installed package needs no source tree.
-
-Resolution order: built-in defaults <- ``--config FILE`` (YAML) <- ``KEY=VALUE`` overrides (dotted keys,
-values parsed as YAML). Every value is checked for key, type and range; errors are ``ConfigError``
-with one line that names the key and says what is allowed.
+:mod:`lstm_tv.config.loading` turns YAML files and ``KEY=VALUE`` overrides into these dataclasses and
+writes them back out as YAML.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Union
-
-import yaml
 
 from lstm_tv.errors import ConfigError
 from lstm_tv.metrics import TRACKED
@@ -259,287 +250,31 @@ SECTION_HELP = {
 # Introspection helpers
 
 
-def _sections() -> dict[str, type]:
+def section_types() -> dict[str, type]:
     hints = typing.get_type_hints(Config)
     return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
 
 
-def _fields(section_cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
+def section_fields(section_cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
     hints = typing.get_type_hints(section_cls)
     return {f.name: (f, hints[f.name]) for f in dataclasses.fields(section_cls)}
 
 
 def all_keys() -> list[str]:
     """Every dotted key, in declaration order (``data.dir``, ``data.raw``, ...)."""
-    return [f"{s}.{k}" for s, cls in _sections().items() for k in _fields(cls)]
+    return [f"{s}.{k}" for s, cls in section_types().items() for k in section_fields(cls)]
 
 
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+        return " | ".join(type_name(a) for a in typing.get_args(tp))
     if origin is list:
-        return f"list[{_type_name(typing.get_args(tp)[0])}]"
+        return f"list[{type_name(typing.get_args(tp)[0])}]"
     if origin is dict:
-        return f"dict[{', '.join(_type_name(a) for a in typing.get_args(tp))}]"
+        return f"dict[{', '.join(type_name(a) for a in typing.get_args(tp))}]"
     return getattr(tp, "__name__", str(tp))
 
 
-def _example(tp: Any) -> str:
+def example_value(tp: Any) -> str:
     return {int: "8", float: "0.001", bool: "true", str: "text"}.get(tp, "[...]")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Checking one value
-
-
-def _coerce(key: str, value: Any, tp: Any) -> Any:
-    """Return ``value`` as type ``tp`` or raise ConfigError naming key, value and expected type."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            try:
-                return _coerce(key, value, arg)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: {value!r} is not a valid {_type_name(tp)}")
-    if origin is dict:
-        key_tp, value_tp = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}; write e.g. {key}={{a: b}}")
-        return {_coerce(f"{key} key", k, key_tp): _coerce(f"{key}[{k!r}]", v, value_tp) for k, v in value.items()}
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}; write e.g. {key}=[a, b]")
-        return [_coerce(f"{key}[{i}]", v, item_tp) for i, v in enumerate(value)]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif tp is str:
-        # A path such as data.dir=2024 arrives from YAML as a number; it was meant as text.
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-    kind = type(value).__name__ if value is not None else "null"
-    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({kind}); e.g. {key}={_example(tp)}")
-
-
-def _check_range(key: str, value: Any, meta: dict) -> None:
-    lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{key}: {value} is not a finite number")
-    for i, item in enumerate(value if isinstance(value, list) else []):  # e.g. train.class_weights=[1, .nan]
-        if isinstance(item, float) and not math.isfinite(item):
-            raise ConfigError(f"{key}[{i}]: {item} is not a finite number")
-    if choices is not None and value not in choices:
-        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            allowed = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-            raise ConfigError(f"{key}: {value} is out of range; allowed {allowed}")
-
-
-def _check_consistency(cfg: Config) -> None:
-    """Checks that involve more than one key."""
-    d, s, t = cfg.data, cfg.synth, cfg.train
-    if len(d.classes) < 2 or len(set(d.classes)) != len(d.classes) or any(not c.strip() for c in d.classes):
-        raise ConfigError(f"data.classes: need at least 2 distinct non-empty names, got {d.classes}")
-    if d.background not in d.classes:
-        raise ConfigError(f"data.background: {d.background!r} is not one of data.classes {d.classes}")
-    if len(d.split_ratios) != 3 or any(r < 0 for r in d.split_ratios) or abs(sum(d.split_ratios) - 1) > 1e-6:
-        raise ConfigError(f"data.split_ratios: need 3 non-negative shares (train, val, test) summing to 1, got "
-                           f"{d.split_ratios}")
-    if isinstance(d.class_map, dict):
-        for label, name in d.class_map.items():
-            if name not in d.classes:
-                raise ConfigError(f"data.class_map: {label!r} -> {name!r}, which is not one of data.classes "
-                                  f"{d.classes}")
-    if s.gap_min > s.gap_max:
-        raise ConfigError(f"synth.gap_min: {s.gap_min} is larger than synth.gap_max {s.gap_max}")
-    s.frame_size()  # raises on a size that is not auto, N or [W, H] of even sides
-    d.frame_size((1, 1))  # raises on a size that is neither N nor [W, H] within range
-    if isinstance(t.workers, str) and t.workers != "auto":
-        raise ConfigError(f"train.workers: {t.workers!r} must be auto or a number of processes")
-    if isinstance(t.workers, int) and not 0 <= t.workers <= 64:
-        raise ConfigError(f"train.workers: {t.workers} is out of range; allowed [0, 64] or auto")
-    if isinstance(t.amp, str) and t.amp != "auto":
-        raise ConfigError(f"train.amp: {t.amp!r} must be auto, true or false")
-    if isinstance(t.class_weights, str) and t.class_weights not in ("auto", "none"):
-        raise ConfigError(f"train.class_weights: {t.class_weights!r} must be auto, none or a list of weights")
-    if isinstance(t.class_weights, list):
-        if len(t.class_weights) != len(d.classes) or any(w < 0 for w in t.class_weights):
-            raise ConfigError(f"train.class_weights: need {len(d.classes)} non-negative weights (one per class), "
-                              f"got {t.class_weights}")
-        if not any(w > 0 for w in t.class_weights):  # all zero: the weighted loss is 0 / 0 from the first step
-            raise ConfigError(f"train.class_weights: need at least one positive weight, got {t.class_weights}")
-    if t.tbptt > t.clip_frames:
-        raise ConfigError(f"train.tbptt: {t.tbptt} is longer than train.clip_frames {t.clip_frames}; "
-                          f"a chunk is part of a clip")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Building a config from nested dicts
-
-
-def _suggest(key: str) -> str:
-    keys = all_keys()
-    leaf_matches = [k for k in keys if k.split(".")[-1] == key.split(".")[-1]]
-    close = leaf_matches or difflib.get_close_matches(key, keys, n=1, cutoff=0.5)
-    return f"; did you mean {close[0]}?" if close else "; see `lstm-tv config show` for valid keys"
-
-
-def merge(base: dict, update: dict, *, source: str = "") -> dict:
-    """Deep-merge ``update`` onto ``base`` (both nested dicts keyed like the config); unknown keys raise."""
-    where = f" in {source}" if source else ""
-    if not isinstance(update, dict):
-        raise ConfigError(f"config{where} must be a mapping of sections (data:, model:, ...), got "
-                           f"{type(update).__name__}")
-    out = {s: dict(v) for s, v in base.items()}
-    for section, values in update.items():
-        if section not in out:
-            if not isinstance(values, dict):
-                raise ConfigError(f"unknown key {section!r}{where}{_suggest(str(section))}")
-            raise ConfigError(f"unknown section {section!r}{where}; valid sections: {', '.join(out)}")
-        if not isinstance(values, dict):
-            raise ConfigError(f"{section}{where}: expected a mapping of keys, got {values!r}")
-        for key, value in values.items():
-            dotted = f"{section}.{key}"
-            if key not in out[section]:
-                raise ConfigError(f"unknown key {dotted!r}{where}{_suggest(dotted)}")
-            out[section][key] = value
-    return out
-
-
-def from_dict(tree: dict) -> Config:
-    """Validate a complete or partial nested dict (merged onto defaults) into a Config."""
-    merged = merge(Config().to_dict(), tree)
-    sections = {}
-    for name, cls in _sections().items():
-        kwargs = {}
-        for key, (f, tp) in _fields(cls).items():
-            dotted = f"{name}.{key}"
-            value = _coerce(dotted, merged[name][key], tp)
-            _check_range(dotted, value, f.metadata)
-            kwargs[key] = value
-        sections[name] = cls(**kwargs)
-    cfg = Config(**sections)
-    _check_consistency(cfg)
-    return cfg
-
-
-def _field_type(dotted: str) -> Any:
-    section, key = dotted.split(".", 1)
-    return _fields(_sections()[section])[key][1]
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """Turn ``["train.epochs=5", "model.cell=gru"]`` into a nested dict; values are parsed as YAML.
-
-    Values of plain text keys (paths, names) are taken literally, so ``run.name=yes`` stays a string.
-    """
-    tree: dict = {}
-    keys = set(all_keys())
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like KEY=VALUE, e.g. train.epochs=5")
-        key, text = item.split("=", 1)
-        key = key.strip()
-        if key not in keys:
-            raise ConfigError(f"unknown key {key!r}{_suggest(key)}")
-        if _field_type(key) is str and not (len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""):
-            value: Any = text
-        else:
-            try:
-                value = yaml.safe_load(text) if text.strip() else None
-            # Not only YAMLError: PyYAML's constructors raise ValueError ('!!float x'), AttributeError
-            # ('!!timestamp x') or RecursionError ('[[[[...') on text a user may well type.
-            except Exception as e:  # noqa: BLE001
-                raise ConfigError(f"{key}: cannot parse {text!r} as a YAML value ({_first_line(e)})") from None
-        section, leaf = key.split(".", 1)
-        tree.setdefault(section, {})[leaf] = value
-    return tree
-
-
-def _first_line(e: Exception) -> str:
-    """The first line of an exception's message (its type name when it has none)."""
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else type(e).__name__
-
-
-def read_yaml(path: str | Path) -> dict:
-    """Read a YAML config file into a nested dict, with one-line errors for missing or invalid files."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
-    try:
-        tree = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or _first_line(e)
-        raise ConfigError(f"{path}:{where} invalid YAML ({problem})") from None
-    except Exception as e:  # noqa: BLE001 - bad tagged scalars (see parse_overrides)
-        raise ConfigError(f"{path}: invalid YAML ({_first_line(e)})") from None
-    if tree is None:
-        return {}
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of sections (data:, model:, ...)")
-    return tree
-
-
-def load_config(config_file: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults <- YAML file <- dotted overrides, validated into one Config."""
-    tree = Config().to_dict()
-    if config_file is not None:
-        tree = merge(tree, read_yaml(config_file), source=str(config_file))
-    if overrides:
-        tree = merge(tree, parse_overrides(overrides))
-    return from_dict(tree)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Writing a config
-
-
-def _yaml_value(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000).strip()
-    return text.removesuffix("\n...").strip()
-
-
-def render_yaml(cfg: Config, *, comments: bool = True) -> str:
-    """The config as YAML; with ``comments`` every key carries ``# (type) meaning``."""
-    lines = []
-    if comments:
-        lines += ["# lstm-tv configuration. Every key, its type and meaning. Copy this file, edit it and pass",
-                  "# it with --config FILE, or override single keys: lstm-tv train train.epochs=5 model.cell=gru",
-                  "# (This file is the built-in defaults written out; tests keep the two identical.)", ""]
-    tree = cfg.to_dict()
-    for name, cls in _sections().items():
-        lines.append(f"{name}:" + (f"  # {SECTION_HELP[name]}" if comments else ""))
-        for key, (f, tp) in _fields(cls).items():
-            entry = f"  {key}: {_yaml_value(tree[name][key])}"
-            if comments:
-                names = f.metadata.get("names")
-                meaning = f.metadata["help"].format(names=names()) if names else f.metadata["help"]
-                entry += f"  # ({_type_name(tp)}) {meaning}"
-            lines.append(entry)
-        if comments:
-            lines.append("")
-    return "\n".join(lines).rstrip("\n") + "\n"
