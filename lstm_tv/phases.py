@@ -179,6 +179,8 @@ class MemoryPhase:
         self.cfg, self.data, self.model, self.device, self.dist = cfg, data, model, device, dist
         self.videos = data.split("train")
         self.cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # (embeddings, labels) per video
+        self.emb_std: torch.Tensor | None = None  # (F,) spread of each embedding dimension over the cache
+        self.shifts = torch.Generator()  # draws train.memory_shift's vectors, seeded per epoch
         self.val_cache: list[torch.Tensor] | None = None
         self.one_off = 0.0  # seconds spent encoding since last asked (take_one_off): not repeated each epoch
         self.net: nn.Module | None = None
@@ -210,6 +212,7 @@ class MemoryPhase:
             self._freeze_and_encode(bar)
             self.one_off += time.perf_counter() - start
         rng = np.random.default_rng([self.cfg.train.seed, epoch, 2])
+        self.shifts.manual_seed(self.cfg.train.seed * 100_003 + epoch)  # the same shifts after --resume
         plan = memory_plan([len(labels) for _, labels in self.cache], self.cfg.train.memory_batch, self.dist.world, rng,
                            self.cfg.train.memory_splice)
         return train_epoch(self.net, self._batches(plan), len(plan), MEMORY_CHUNK, loss_fn, self.opt, guard, bar)
@@ -223,6 +226,8 @@ class MemoryPhase:
         embeddings = encode_videos(self.model, self.data, self.videos, self.device, bar)
         labels = [torch.from_numpy(self.data.labels(v)).to(self.device) for v in self.videos]
         self.cache = list(zip(embeddings, labels, strict=True))
+        frames = torch.cat(embeddings).double()  # (all training frames, F)
+        self.emb_std = frames.std(0).float()
 
     def _batches(self, plan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for per_rank, length in plan:
@@ -234,10 +239,25 @@ class MemoryPhase:
         ``lead_frames`` frames, then ``video``'s first T - ``lead_frames``."""
         emb, labels = self.cache[video]
         if not lead_frames:
-            return emb, labels
+            return self._shifted(emb), labels
         lead_emb, lead_labels = self.cache[lead]
         keep = len(labels) - lead_frames
-        return torch.cat([lead_emb[:lead_frames], emb[:keep]]), torch.cat([lead_labels[:lead_frames], labels[:keep]])
+        return (torch.cat([self._shifted(lead_emb[:lead_frames]), self._shifted(emb[:keep])]),
+                torch.cat([lead_labels[:lead_frames], labels[:keep]]))
+
+    def _shifted(self, emb: torch.Tensor) -> torch.Tensor:
+        """One video's embeddings (T, F), all moved by one random vector (``train.memory_shift``).
+
+        On few videos the memory learned to recognise each training video by its scene (which every
+        embedding carries) and to answer from that: 30 training videos fitted completely, validation
+        masked accuracy at chance. A scene moved to a new place every epoch is no key; what happens
+        in the video (a cue appears, then a silhouette) still is.
+        """
+        scale = self.cfg.train.memory_shift
+        if not scale:
+            return emb
+        noise = torch.randn(emb.shape[1], generator=self.shifts).to(emb.device)
+        return emb + scale * self.emb_std.to(emb.device) * noise
 
     def val_embeddings(self, videos, bar) -> list[torch.Tensor]:
         """The validation videos' embeddings, encoded once: with the encoder frozen, validating a

@@ -92,6 +92,60 @@ def test_a_spliced_item_is_the_lead_videos_first_frames_then_the_start_of_the_vi
     assert labels.tolist() == [0] * 5
 
 
+def shifted_phase(prepared, shift: float) -> MemoryPhase:
+    """A memory phase over three cached videos of 5, 7 and 3 frames whose embeddings count up."""
+    cfg = load_config(None, [f"data.dir={prepared}", f"train.memory_shift={shift}", "train.memory_splice=1.0"])
+    data = PreparedDataset(prepared)
+    phase = MemoryPhase(cfg, data, build_model(cfg.model, len(data.classes)), torch.device("cpu"), Dist())
+    phase.cache = [(torch.arange(n * 4, dtype=torch.float32).view(n, 4), torch.full((n,), i))
+                   for i, n in enumerate([5, 7, 3])]
+    phase.emb_std = torch.tensor([1.0, 2.0, 0.0, 1.0])
+    return phase
+
+
+def test_memory_shift_moves_every_frame_of_a_video_by_one_vector_drawn_anew_each_epoch(tiny_prepared):
+    phase = shifted_phase(tiny_prepared, shift=1.5)
+    phase.shifts.manual_seed(1)
+    emb, labels = phase._item(video=1, lead=1, lead_frames=0)
+    moved = emb - phase.cache[1][0]
+    assert torch.allclose(moved, moved[0].expand_as(moved))          # one vector for the whole video
+    assert moved[0].abs().min() == 0 and moved[0, 2] == 0             # a dimension that never varies stays put
+    assert moved[0].abs().sum() > 0 and labels.tolist() == [1] * 7
+    other, _ = phase._item(video=1, lead=1, lead_frames=0)             # the next item: a new vector
+    assert not torch.allclose(other, emb)
+    phase.shifts.manual_seed(1)                                       # the same epoch again (a resumed run)
+    assert torch.equal(phase._item(video=1, lead=1, lead_frames=0)[0], emb)
+
+
+def test_a_spliced_item_moves_its_two_videos_apart(tiny_prepared):
+    phase = shifted_phase(tiny_prepared, shift=1.0)
+    phase.shifts.manual_seed(0)
+    emb, _ = phase._item(video=1, lead=2, lead_frames=2)
+    lead_moved = emb[:2] - phase.cache[2][0][:2]
+    video_moved = emb[2:] - phase.cache[1][0][:5]
+    assert torch.allclose(lead_moved[0], lead_moved[1]) and torch.allclose(video_moved, video_moved[0].expand(5, 4))
+    assert not torch.allclose(lead_moved[0], video_moved[0])
+
+
+class _Bar:
+    def update(self, *args) -> None:
+        pass
+
+
+def test_the_shift_is_scaled_by_the_spread_of_each_dimension_over_the_training_frames(tiny_prepared):
+    cfg = load_config(None, [f"data.dir={tiny_prepared}", "train.memory_shift=1.0", "data.size=16",
+                             "model.width=4", "model.embed=8"])
+    data = PreparedDataset(tiny_prepared)
+    phase = MemoryPhase(cfg, data, build_model(cfg.model, len(data.classes)), torch.device("cpu"), Dist())
+    phase._freeze_and_encode(_Bar())
+    frames = torch.cat([emb for emb, _ in phase.cache])               # every training frame, (N, 8)
+    assert phase.emb_std.shape == (8,) and torch.allclose(phase.emb_std, frames.std(0), rtol=1e-4)
+
+def test_no_memory_shift_leaves_the_embeddings_as_encoded(tiny_prepared):
+    phase = shifted_phase(tiny_prepared, shift=0.0)
+    assert torch.equal(phase._item(video=0, lead=0, lead_frames=0)[0], phase.cache[0][0])
+
+
 def joint_labels(prepared, clip_frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The labels one joint epoch trains on, and the true labels and memory masks of the same frames."""
     cfg = load_config(None, [f"data.dir={prepared}", "train.batch_size=16", f"train.clip_frames={clip_frames}",
