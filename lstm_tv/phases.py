@@ -226,8 +226,8 @@ class MemoryPhase:
         embeddings = encode_videos(self.model, self.data, self.videos, self.device, bar)
         labels = [torch.from_numpy(self.data.labels(v)).to(self.device) for v in self.videos]
         self.cache = list(zip(embeddings, labels, strict=True))
-        frames = torch.cat(embeddings).double()  # (all training frames, F)
-        self.emb_std = frames.std(0).float()
+        if self.cfg.train.memory_shift:  # only the shift needs it: a copy of every embedding
+            self.emb_std = torch.cat(embeddings).std(0)  # (all training frames, F) -> (F,)
 
     def _batches(self, plan) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for per_rank, length in plan:
@@ -257,7 +257,7 @@ class MemoryPhase:
         if not scale:
             return emb
         noise = torch.randn(emb.shape[1], generator=self.shifts).to(emb.device)
-        return emb + scale * self.emb_std.to(emb.device) * noise
+        return emb + scale * self.emb_std * noise
 
     def val_embeddings(self, videos, bar) -> list[torch.Tensor]:
         """The validation videos' embeddings, encoded once: with the encoder frozen, validating a
