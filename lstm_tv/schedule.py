@@ -7,7 +7,8 @@ rules, checked after each of its epochs (:func:`phase_end`):
   ``train.patience`` epochs a second time. The first such plateau lowers the phase's learning rate
   :data:`LR_DROP`-fold instead (like ``ReduceLROnPlateau``): a phase ends on a plateau only after it has
   settled into its minimum at the lower rate, however many epochs that takes. A phase's first
-  :data:`PLATEAU_GRACE` epochs never count towards a plateau (the memory phase's five);
+  :data:`PLATEAU_GRACE` epochs never count towards a plateau (the memory phase's five), fewer once its
+  training loss shows it has learned (:func:`grace_epochs`);
 * **time budget**: ``train.time`` minutes cover the whole run; each phase gets its :data:`PHASE_SHARE`
   of them plus what the phases before it left unused, and ends when its next epoch would overrun that
   (judged from its second epoch on: a first epoch does one-off work);
@@ -47,6 +48,12 @@ LR_DROPS = 1  # plateaus that lower the learning rate before one ends the phase
 # embeddings at the full rate learned it after 700-800 steps (test masked 1.000). Five epochs are at
 # least 750 steps at the full rate, then `train.patience` epochs more before a drop.
 PLATEAU_GRACE = {"joint": 0, "memory": 5}
+# The grace ends sooner at the first epoch whose training loss is this many times below the phase's first
+# epoch's: the memory has left its flat stretch (there its loss stays put: 0.13 for ~400 steps, then 0.005
+# within 50). Under the recipe's forget-gate bias of 3 every memory of the sixth and seventh rounds' 18
+# runs was there by its second epoch (loss 30-70x below the first's), and its validation metric never
+# changed after its third: the five epochs of grace were five epochs of nothing (7 s each on synthetic data).
+LEARNED_FALL = 10.0
 # Share of train.time per phase. Joint epochs cost the most (every frame through the CNN with gradients);
 # memory epochs on cached embeddings are cheap, but the memory needs many of them.
 PHASE_SHARE = {"joint": 0.6, "memory": 0.4}
@@ -115,9 +122,24 @@ def plateaus(values: list[float | None], patience: int, grace: int = 0) -> tuple
     return drops, False
 
 
+def grace_epochs(phase: str, rows: list[dict]) -> int:
+    """Epochs at the start of ``phase`` that never count towards a plateau, given its ``metrics.csv`` rows:
+    :data:`PLATEAU_GRACE`, or the index of an earlier epoch whose ``train_loss`` is :data:`LEARNED_FALL`
+    times below the phase's first epoch's (from that epoch on, every epoch counts)."""
+    limit = PLATEAU_GRACE[phase]
+    first = rows[0].get("train_loss") if rows else None
+    if not first:
+        return limit
+    for epoch, row in enumerate(rows[1:limit], start=1):
+        loss = row.get("train_loss")
+        if loss is not None and loss * LEARNED_FALL <= first:
+            return epoch
+    return limit
+
+
 def lr_scale(cfg: Config, phase: str, rows: list[dict]) -> float:
     """The factor on ``phase``'s scheduled learning rate after the epochs of ``rows`` (its metrics.csv rows)."""
-    return LR_DROP ** plateaus(phase_metric(phase, rows)[1], cfg.train.patience, PLATEAU_GRACE[phase])[0]
+    return LR_DROP ** plateaus(phase_metric(phase, rows)[1], cfg.train.patience, grace_epochs(phase, rows))[0]
 
 
 def phase_metric(phase: str, rows: list[dict]) -> tuple[str, list[float | None]]:
@@ -170,7 +192,7 @@ def phase_end(cfg: Config, phase: str, rows: list[dict], seconds: list[float], b
     limit = dict(phase_plan(cfg))[phase]
     patience = cfg.train.patience
     name, values = phase_metric(phase, rows)
-    drops, ended = plateaus(values, patience, PLATEAU_GRACE[phase])
+    drops, ended = plateaus(values, patience, grace_epochs(phase, rows))
     if ended:
         return f"{name} did not improve for {patience} epochs" + (" at the lowered learning rate" if drops else "")
     if len(rows) >= limit:

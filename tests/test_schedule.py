@@ -8,10 +8,12 @@ import pytest
 
 from lstm_tv.config import load_config, render_yaml
 from lstm_tv.schedule import (
+    LEARNED_FALL,
     PLATEAU_GRACE,
     RemainingTime,
     allotment,
     format_duration,
+    grace_epochs,
     lr_scale,
     next_phase,
     phase_end,
@@ -51,6 +53,39 @@ def test_epochs_of_grace_never_count_towards_a_plateau_but_can_set_the_best():
     assert plateaus([0.5] * 8, patience=3, grace=5) == (1, False)
     # A cue learned in the last epoch of grace is the best the later epochs must beat.
     assert plateaus([0.5, 0.5, 0.5, 0.5, 1.0, 0.9, 0.9, 0.9], patience=3, grace=5) == (1, False)
+
+
+def memory_rows(losses, masked):
+    return [{"train_loss": loss, "val_masked_accuracy": m} for loss, m in zip(losses, masked, strict=True)]
+
+
+def test_the_memory_phases_grace_ends_once_its_training_loss_has_fallen_tenfold():
+    grace = PLATEAU_GRACE["memory"]
+    # In its flat stretch a memory's loss stays put: the whole grace applies.
+    flat = memory_rows([0.3, 0.13, 0.13, 0.12, 0.13, 0.13], [0.5] * 6)
+    assert grace_epochs("memory", flat) == grace
+    # It learned the cue in its second epoch (loss 60x lower): from there on every epoch counts.
+    learned = memory_rows([0.06, 0.001, 0.0005, 0.0003, 0.0002, 0.0001, 0.0001], [0.97] * 7)
+    assert grace_epochs("memory", learned) == 1
+    assert grace_epochs("memory", learned[:1]) == grace  # one epoch says nothing yet
+    # Learned in the fourth epoch: the three before it keep their grace.
+    late = memory_rows([0.3, 0.13, 0.13, 0.3 / LEARNED_FALL, 0.001], [0.5, 0.5, 0.5, 1.0, 1.0])
+    assert grace_epochs("memory", late) == 3
+    assert grace_epochs("memory", memory_rows([0.0, 0.0], [1.0, 1.0])) == grace  # nothing to fall from
+    assert grace_epochs("joint", learned) == PLATEAU_GRACE["joint"]
+
+
+def test_a_memory_that_has_learned_ends_after_two_plateaus_not_after_its_grace():
+    cfg = load_config(None, ["train.patience=3", "train.memory_epochs=30"])
+    learned = memory_rows([0.06, 0.001, 0.0005, 0.0003, 0.0002, 0.0001, 0.0001], [0.97] * 7)
+    # Epochs 2-4 make a plateau (the learning rate is lowered from epoch 5 on), epochs 5-7 a second one:
+    # 7 epochs instead of the 11 that five epochs of grace would have taken.
+    assert [lr_scale(cfg, "memory", learned[:n]) for n in range(1, 8)] == [1.0] * 3 + [0.1] * 4
+    assert [phase_end(cfg, "memory", learned[:n], [1.0] * n, None) for n in range(1, 7)] == [None] * 6
+    assert (phase_end(cfg, "memory", learned, [1.0] * 7, None)
+            == "val masked accuracy did not improve for 3 epochs at the lowered learning rate")
+    still_flat = memory_rows([0.3] + [0.13] * 6, [0.5] * 7)
+    assert phase_end(cfg, "memory", still_flat, [1.0] * 7, None) is None
 
 
 def test_config_show_states_the_memory_phases_grace():

@@ -196,7 +196,7 @@ class TrainConfig:
     patience: int = setting(3, "epochs without a better validation metric (joint: frame accuracy, memory: masked "
                             "accuracy) that make a plateau: the first lowers the phase's learning rate ten-fold, "
                             "the second ends the phase (0 = run every epoch); the memory phase's first 5 epochs "
-                            "never count", min=0)
+                            "never count (fewer once its training loss has fallen ten-fold)", min=0)
     time: float = setting(0.0, "minutes the whole run may take (0 = no limit): each phase gets a share, and a "
                           "phase that ends early leaves its time to the next", min=0.0)
     best_metric: str = setting("masked_accuracy", "validation metric that picks best.ckpt among the last phase's "
