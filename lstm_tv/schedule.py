@@ -137,9 +137,16 @@ def grace_epochs(phase: str, rows: list[dict]) -> int:
     return limit
 
 
+def phase_plateaus(cfg: Config, phase: str, rows: list[dict]) -> tuple[str, int, bool]:
+    """``(metric name, learning-rate drops, ended)`` of :func:`plateaus` over ``phase``'s metrics.csv rows,
+    with its metric (:func:`phase_metric`) and grace (:func:`grace_epochs`)."""
+    name, values = phase_metric(phase, rows)
+    return name, *plateaus(values, cfg.train.patience, grace_epochs(phase, rows))
+
+
 def lr_scale(cfg: Config, phase: str, rows: list[dict]) -> float:
     """The factor on ``phase``'s scheduled learning rate after the epochs of ``rows`` (its metrics.csv rows)."""
-    return LR_DROP ** plateaus(phase_metric(phase, rows)[1], cfg.train.patience, grace_epochs(phase, rows))[0]
+    return LR_DROP ** phase_plateaus(cfg, phase, rows)[1]
 
 
 def phase_metric(phase: str, rows: list[dict]) -> tuple[str, list[float | None]]:
@@ -191,8 +198,7 @@ def phase_end(cfg: Config, phase: str, rows: list[dict], seconds: list[float], b
     """
     limit = dict(phase_plan(cfg))[phase]
     patience = cfg.train.patience
-    name, values = phase_metric(phase, rows)
-    drops, ended = plateaus(values, patience, grace_epochs(phase, rows))
+    name, drops, ended = phase_plateaus(cfg, phase, rows)
     if ended:
         return f"{name} did not improve for {patience} epochs" + (" at the lowered learning rate" if drops else "")
     if len(rows) >= limit:
