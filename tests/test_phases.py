@@ -82,7 +82,7 @@ def test_spliced_videos_follow_the_start_of_another_video_at_their_own_length():
 
 
 def test_a_spliced_item_is_the_lead_videos_first_frames_then_the_start_of_the_video(tiny_prepared):
-    cfg = load_config(None, [f"data.dir={tiny_prepared}", "train.memory_splice=1.0"])
+    cfg = load_config(None, [f"data.dir={tiny_prepared}", "train.memory_splice=1.0", "train.memory_shift=0"])
     data = PreparedDataset(tiny_prepared)
     phase = MemoryPhase(cfg, data, build_model(cfg.model, len(data.classes)), torch.device("cpu"), Dist())
     phase.cache = [(torch.full((n, 4), float(i)), torch.full((n,), i)) for i, n in enumerate([5, 7, 3])]
@@ -142,8 +142,21 @@ def test_the_shift_is_scaled_by_the_spread_of_each_dimension_over_the_training_f
     assert phase.emb_std.shape == (8,) and torch.allclose(phase.emb_std, frames.std(0), rtol=1e-4)
 
 
-def test_without_a_shift_the_memory_phase_keeps_no_spread(tiny_prepared):
+def test_by_default_the_memory_phase_moves_each_videos_embeddings(tiny_prepared):
     cfg = load_config(None, [f"data.dir={tiny_prepared}", "data.size=16", "model.width=4", "model.embed=8"])
+    data = PreparedDataset(tiny_prepared)
+    phase = MemoryPhase(cfg, data, build_model(cfg.model, len(data.classes)), torch.device("cpu"), Dist())
+    phase._freeze_and_encode(_Bar())
+    phase.shifts.manual_seed(0)
+    emb, _ = phase._item(video=0, lead=0, lead_frames=0)
+    assert not torch.allclose(emb, phase.cache[0][0])                 # the scene has moved
+    moved = emb - phase.cache[0][0]
+    assert torch.allclose(moved, moved[0].expand_as(moved), atol=1e-5)  # by one vector for the whole video
+
+
+def test_without_a_shift_the_memory_phase_keeps_no_spread(tiny_prepared):
+    cfg = load_config(None, [f"data.dir={tiny_prepared}", "train.memory_shift=0", "data.size=16",
+                             "model.width=4", "model.embed=8"])
     data = PreparedDataset(tiny_prepared)
     phase = MemoryPhase(cfg, data, build_model(cfg.model, len(data.classes)), torch.device("cpu"), Dist())
     phase._freeze_and_encode(_Bar())

@@ -174,7 +174,7 @@ class TrainConfig:
     memory_splice: float = setting(0.0, "share of the memory phase's videos that start after the first part of "
                                    "another training video, as after a channel switch, e.g. 0.5 (0 = each video "
                                    "alone)", min=0.0, max=1.0)
-    memory_shift: float = setting(0.0, "memory phase: each training video's embeddings move by one random vector, "
+    memory_shift: float = setting(1.0, "memory phase: each training video's embeddings move by one random vector, "
                                   "drawn afresh every epoch, of this many standard deviations of each embedding "
                                   "dimension (0 = off), so that the memory cannot recognise a training video by its "
                                   "scene and must learn from what happens in it", min=0.0, max=10.0)
