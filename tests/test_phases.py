@@ -132,21 +132,23 @@ class _Bar:
         pass
 
 
-def test_the_shift_is_scaled_by_the_spread_of_each_dimension_over_the_training_frames(tiny_prepared):
-    cfg = load_config(None, [f"data.dir={tiny_prepared}", "train.memory_shift=1.0", "data.size=16",
-                             "model.width=4", "model.embed=8"])
-    data = PreparedDataset(tiny_prepared)
+def encoded_phase(prepared, *overrides: str) -> MemoryPhase:
+    """A memory phase (tiny model, 16 px) whose encoder has frozen and encoded the training videos."""
+    cfg = load_config(None, [f"data.dir={prepared}", "data.size=16", "model.width=4", "model.embed=8", *overrides])
+    data = PreparedDataset(prepared)
     phase = MemoryPhase(cfg, data, build_model(cfg.model, len(data.classes)), torch.device("cpu"), Dist())
     phase._freeze_and_encode(_Bar())
+    return phase
+
+
+def test_the_shift_is_scaled_by_the_spread_of_each_dimension_over_the_training_frames(tiny_prepared):
+    phase = encoded_phase(tiny_prepared, "train.memory_shift=1.0")
     frames = torch.cat([emb for emb, _ in phase.cache])               # every training frame, (N, 8)
     assert phase.emb_std.shape == (8,) and torch.allclose(phase.emb_std, frames.std(0), rtol=1e-4)
 
 
 def test_by_default_the_memory_phase_moves_each_videos_embeddings(tiny_prepared):
-    cfg = load_config(None, [f"data.dir={tiny_prepared}", "data.size=16", "model.width=4", "model.embed=8"])
-    data = PreparedDataset(tiny_prepared)
-    phase = MemoryPhase(cfg, data, build_model(cfg.model, len(data.classes)), torch.device("cpu"), Dist())
-    phase._freeze_and_encode(_Bar())
+    phase = encoded_phase(tiny_prepared)
     phase.shifts.manual_seed(0)
     emb, _ = phase._item(video=0, lead=0, lead_frames=0)
     assert not torch.allclose(emb, phase.cache[0][0])                 # the scene has moved
@@ -155,12 +157,9 @@ def test_by_default_the_memory_phase_moves_each_videos_embeddings(tiny_prepared)
 
 
 def test_without_a_shift_the_memory_phase_keeps_no_spread(tiny_prepared):
-    cfg = load_config(None, [f"data.dir={tiny_prepared}", "train.memory_shift=0", "data.size=16",
-                             "model.width=4", "model.embed=8"])
-    data = PreparedDataset(tiny_prepared)
-    phase = MemoryPhase(cfg, data, build_model(cfg.model, len(data.classes)), torch.device("cpu"), Dist())
-    phase._freeze_and_encode(_Bar())
+    phase = encoded_phase(tiny_prepared, "train.memory_shift=0")
     assert phase.cache and phase.emb_std is None
+
 
 def test_no_memory_shift_leaves_the_embeddings_as_encoded(tiny_prepared):
     phase = shifted_phase(tiny_prepared, shift=0.0)
