@@ -6,9 +6,10 @@ rules, checked after each of its epochs (:func:`phase_end`):
 * **plateau**: its validation metric (:data:`PHASE_METRIC`) has not improved by :data:`MIN_DELTA` for
   ``train.patience`` epochs a second time. The first such plateau lowers the phase's learning rate
   :data:`LR_DROP`-fold instead (like ``ReduceLROnPlateau``): a phase ends on a plateau only after it has
-  settled into its minimum at the lower rate, however many epochs that takes. A phase's first
-  :data:`PLATEAU_GRACE` epochs never count towards a plateau (the memory phase's five), fewer once its
-  training loss shows it has learned (:func:`grace_epochs`);
+  settled into its minimum at the lower rate, however many epochs that takes. A phase's first epochs
+  never count towards a plateau (``train.joint_grace`` of the joint phase's, :data:`MEMORY_GRACE` of the
+  memory phase's: :func:`phase_grace`), fewer once its training loss shows it has learned
+  (:func:`grace_epochs`);
 * **time budget**: ``train.time`` minutes cover the whole run; each phase gets its :data:`PHASE_SHARE`
   of them plus what the phases before it left unused, and ends when its next epoch would overrun that
   (judged from its second epoch on: a first epoch does one-off work);
@@ -41,18 +42,20 @@ FALLBACK_METRIC = ("val_frame_accuracy", "val frame accuracy")
 MIN_DELTA = 1e-3  # a smaller gain is noise (one frame in a thousand), not progress
 LR_DROP = 0.1  # the learning rate's factor after a phase's first plateau
 LR_DROPS = 1  # plateaus that lower the learning rate before one ends the phase
-# Epochs at the start of a phase that never count towards a plateau. A new memory cell learns a cue
-# across a gap suddenly, after a flat stretch whose length varies with the embeddings and the seed:
-# synthetic seed 301's memory stayed at chance for 3 epochs (450 steps), the plateau rule lowered its
-# learning rate, and it never learned the cue (test masked accuracy 0.476); fresh memories on the same
-# embeddings at the full rate learned it after 700-800 steps (test masked 1.000). Five epochs are at
-# least 750 steps at the full rate, then `train.patience` epochs more before a drop.
-PLATEAU_GRACE = {"joint": 0, "memory": 5}
+# Epochs at the start of the memory phase that never count towards a plateau (the joint phase's are
+# train.joint_grace). A new memory cell learns a cue across a gap suddenly, after a flat stretch whose
+# length varies with the embeddings and the seed: synthetic seed 301's memory stayed at chance for 3 epochs
+# (450 steps), the plateau rule lowered its learning rate, and it never learned the cue (test masked
+# accuracy 0.476); fresh memories on the same embeddings at the full rate learned it after 700-800 steps
+# (test masked 1.000). Five epochs are at least 750 steps at the full rate, then `train.patience` epochs
+# more before a drop.
+MEMORY_GRACE = 5
 # The grace ends sooner at the first epoch whose training loss is this many times below the phase's first
 # epoch's: the memory has left its flat stretch (there its loss stays put: 0.13 for ~400 steps, then 0.005
 # within 50). Under the recipe's forget-gate bias of 3 every memory of the sixth and seventh rounds' 18
 # runs was there by its second epoch (loss 30-70x below the first's), and its validation metric never
 # changed after its third: the five epochs of grace were five epochs of nothing (7 s each on synthetic data).
+# In the joint phase the same fall means the encoder already fits its training frames.
 LEARNED_FALL = 10.0
 # Share of train.time per phase. Joint epochs cost the most (every frame through the CNN with gradients);
 # memory epochs on cached embeddings are cheap, but the memory needs many of them.
@@ -122,11 +125,16 @@ def plateaus(values: list[float | None], patience: int, grace: int = 0) -> tuple
     return drops, False
 
 
-def grace_epochs(phase: str, rows: list[dict]) -> int:
+def phase_grace(cfg: Config, phase: str) -> int:
+    """The most epochs at the start of ``phase`` that never count towards a plateau."""
+    return {"joint": cfg.train.joint_grace, "memory": MEMORY_GRACE}[phase]
+
+
+def grace_epochs(cfg: Config, phase: str, rows: list[dict]) -> int:
     """Epochs at the start of ``phase`` that never count towards a plateau, given its ``metrics.csv`` rows:
-    :data:`PLATEAU_GRACE`, or the index of an earlier epoch whose ``train_loss`` is :data:`LEARNED_FALL`
+    :func:`phase_grace`, or the index of an earlier epoch whose ``train_loss`` is :data:`LEARNED_FALL`
     times below the phase's first epoch's (from that epoch on, every epoch counts)."""
-    limit = PLATEAU_GRACE[phase]
+    limit = phase_grace(cfg, phase)
     first = rows[0].get("train_loss") if rows else None
     if not first:
         return limit
@@ -141,7 +149,7 @@ def phase_plateaus(cfg: Config, phase: str, rows: list[dict]) -> tuple[str, int,
     """``(metric name, learning-rate drops, ended)`` of :func:`plateaus` over ``phase``'s metrics.csv rows,
     with its metric (:func:`phase_metric`) and grace (:func:`grace_epochs`)."""
     name, values = phase_metric(phase, rows)
-    return name, *plateaus(values, cfg.train.patience, grace_epochs(phase, rows))
+    return name, *plateaus(values, cfg.train.patience, grace_epochs(cfg, phase, rows))
 
 
 def lr_scale(cfg: Config, phase: str, rows: list[dict]) -> float:

@@ -9,7 +9,7 @@ import pytest
 from lstm_tv.config import load_config, render_yaml
 from lstm_tv.schedule import (
     LEARNED_FALL,
-    PLATEAU_GRACE,
+    MEMORY_GRACE,
     RemainingTime,
     allotment,
     format_duration,
@@ -60,19 +60,20 @@ def memory_rows(losses, masked):
 
 
 def test_the_memory_phases_grace_ends_once_its_training_loss_has_fallen_tenfold():
-    grace = PLATEAU_GRACE["memory"]
+    cfg = load_config(None, [])
+    grace = MEMORY_GRACE
     # In its flat stretch a memory's loss stays put: the whole grace applies.
     flat = memory_rows([0.3, 0.13, 0.13, 0.12, 0.13, 0.13], [0.5] * 6)
-    assert grace_epochs("memory", flat) == grace
+    assert grace_epochs(cfg, "memory", flat) == grace
     # It learned the cue in its second epoch (loss 60x lower): from there on every epoch counts.
     learned = memory_rows([0.06, 0.001, 0.0005, 0.0003, 0.0002, 0.0001, 0.0001], [0.97] * 7)
-    assert grace_epochs("memory", learned) == 1
-    assert grace_epochs("memory", learned[:1]) == grace  # one epoch says nothing yet
+    assert grace_epochs(cfg, "memory", learned) == 1
+    assert grace_epochs(cfg, "memory", learned[:1]) == grace  # one epoch says nothing yet
     # Learned in the fourth epoch: the three before it keep their grace.
     late = memory_rows([0.3, 0.13, 0.13, 0.3 / LEARNED_FALL, 0.001], [0.5, 0.5, 0.5, 1.0, 1.0])
-    assert grace_epochs("memory", late) == 3
-    assert grace_epochs("memory", memory_rows([0.0, 0.0], [1.0, 1.0])) == grace  # nothing to fall from
-    assert grace_epochs("joint", learned) == PLATEAU_GRACE["joint"]
+    assert grace_epochs(cfg, "memory", late) == 3
+    assert grace_epochs(cfg, "memory", memory_rows([0.0, 0.0], [1.0, 1.0])) == grace  # nothing to fall from
+    assert grace_epochs(cfg, "joint", learned) == 1  # the joint phase's grace ends the same way
 
 
 def test_a_memory_that_has_learned_ends_after_two_plateaus_not_after_its_grace():
@@ -91,24 +92,24 @@ def test_a_memory_that_has_learned_ends_after_two_plateaus_not_after_its_grace()
 def test_config_show_states_the_memory_phases_grace():
     # `lstm-tv config show` and configs/default.yaml tell users how many memory epochs never count.
     shown = render_yaml(load_config(None, []))
-    assert f"memory phase's first {PLATEAU_GRACE['memory']} epochs never count" in shown
+    assert f"memory phase's first {MEMORY_GRACE} epochs never count" in shown
 
 
 def test_the_learning_rate_scale_follows_the_history_of_the_phase():
-    cfg = load_config(None, ["train.patience=2"])
+    cfg = load_config(None, ["train.patience=2", "train.joint_grace=0"])
     history = rows("frame_accuracy", [0.5, 0.8, 0.8, 0.8, 0.85])
     assert [lr_scale(cfg, "joint", history[:n]) for n in range(6)] == [1.0, 1.0, 1.0, 1.0, 0.1, 0.1]
 
 
 def test_the_joint_phase_ends_when_frame_accuracy_stops_improving():
-    cfg = load_config(None, ["train.epochs=20", "train.memory_epochs=30", "train.patience=2"])
+    cfg = load_config(None, ["train.epochs=20", "train.memory_epochs=30", "train.patience=2", "train.joint_grace=0"])
     history = rows("frame_accuracy", [0.5, 0.8, 0.9, 0.89, 0.9, 0.95, 0.95, 0.95])
     assert [phase_end(cfg, "joint", history[:n], [1.0] * n, None) for n in range(1, 8)] == [None] * 7
     assert (phase_end(cfg, "joint", history, [1.0] * 8, None)
             == "val frame accuracy did not improve for 2 epochs at the lowered learning rate")
     # The memory phase follows masked accuracy (and frame accuracy when the data has no masks); its first
-    # PLATEAU_GRACE["memory"] epochs never count towards a plateau.
-    grace = PLATEAU_GRACE["memory"]
+    # MEMORY_GRACE epochs never count towards a plateau.
+    grace = MEMORY_GRACE
     memory = [{"val_masked_accuracy": m, "val_frame_accuracy": f}
               for m, f in [(0.5, 0.9)] + [(0.6, 0.9)] * (grace - 1) + [(0.6, 0.95), (0.6, 0.97), (0.6, 0.98), (0.6, 0.98)]]
     n = len(memory)
@@ -118,6 +119,24 @@ def test_the_joint_phase_ends_when_frame_accuracy_stops_improving():
     no_masks = [{"val_masked_accuracy": None, "val_frame_accuracy": 0.9}] * (grace + 4)
     assert (phase_end(cfg, "memory", no_masks, [1.0] * (grace + 4), None)
             == "val frame accuracy did not improve for 2 epochs at the lowered learning rate")
+
+
+def test_the_joint_phases_first_epochs_never_count_towards_a_plateau():
+    # Pictures-120 seed 703 of the ninth round: frames alone peaked at epoch 6 on 28 validation videos and
+    # fell back while the training loss still fell; counted from the start, that noise lowered the rate after
+    # epoch 9. With train.joint_grace=10 no epoch before the 11th counts: the rate stays up past epoch 12.
+    alone = [0.738, 0.756, 0.759, 0.816, 0.859, 0.903, 0.871, 0.862, 0.842, 0.910, 0.915, 0.916]
+    losses = [1.17, 0.90, 0.73, 0.63, 0.56, 0.51, 0.44, 0.39, 0.35, 0.28, 0.23, 0.22]
+    history = [{"train_loss": loss, "val_frame_accuracy_alone": a} for loss, a in zip(losses, alone, strict=True)]
+    counted = load_config(None, ["train.joint_grace=0"])
+    assert [lr_scale(counted, "joint", history[:n]) for n in (8, 9, 12)] == [1.0, 0.1, 0.1]
+    default = load_config(None, [])
+    assert default.train.joint_grace == 10
+    assert [lr_scale(default, "joint", history[:n]) for n in (8, 9, 12)] == [1.0, 1.0, 1.0]
+    # Ten stale epochs after the grace would still make the two plateaus that end the phase.
+    stale = history + [{"train_loss": 0.2, "val_frame_accuracy_alone": 0.9}] * 6
+    assert phase_end(default, "joint", stale, [1.0] * len(stale), None) == (
+        "val frame accuracy (frames alone) did not improve for 3 epochs at the lowered learning rate")
 
 
 def test_the_epoch_limit_ends_a_phase_that_still_improves():

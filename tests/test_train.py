@@ -385,7 +385,8 @@ def test_each_phase_ends_when_its_metric_stops_improving_and_says_why(tiny_confi
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(training, "evaluate_model", constant_metrics)
     said = Said()
-    run = train(load_config(None, tiny_config + ["train.epochs=8", "train.memory_epochs=12", "train.patience=2"]),
+    run = train(load_config(None, tiny_config + ["train.epochs=8", "train.memory_epochs=12", "train.patience=2",
+                                                    "train.joint_grace=0"]),
                 reporter=said)
     history = load_checkpoint(run / "last.ckpt")["progress"]["history"]
     # Best at 1, then 2 stale epochs: the learning rate drops ten-fold; 2 more: the joint phase ends.
@@ -458,7 +459,7 @@ def test_resume_after_a_plateau_ended_the_joint_phase_goes_on_with_the_memory_ph
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(training, "evaluate_model", constant_metrics)
-    base = tiny_config + ["train.epochs=5", "train.memory_epochs=4", "train.patience=1"]
+    base = tiny_config + ["train.epochs=5", "train.memory_epochs=4", "train.patience=1", "train.joint_grace=0"]
     whole = train(load_config(None, base + [f"run.dir={tmp_path / 'whole'}"]), reporter=QUIET)
     real = MemoryPhase.run_epoch
 

@@ -197,6 +197,11 @@ class TrainConfig:
                             "accuracy) that make a plateau: the first lowers the phase's learning rate ten-fold, "
                             "the second ends the phase (0 = run every epoch); the memory phase's first 5 epochs "
                             "never count (fewer once its training loss has fallen ten-fold)", min=0)
+    joint_grace: int = setting(10, "joint epochs at the start that never count towards a plateau (they can still set "
+                               "the best; fewer once the training loss has fallen ten-fold): at the peak learning "
+                               "rate frames-alone accuracy on a few validation videos moves by up to 0.1 from epoch "
+                               "to epoch, and an early peak would lower the rate while the encoder still learns",
+                               min=0)
     time: float = setting(0.0, "minutes the whole run may take (0 = no limit): each phase gets a share, and a "
                           "phase that ends early leaves its time to the next", min=0.0)
     best_metric: str = setting("masked_accuracy", "validation metric that picks best.ckpt among the last phase's "
