@@ -160,7 +160,9 @@ class TrainConfig:
                                min=1)
     tbptt: int = setting(1, "frames per truncated-BPTT chunk; state is carried and detached between chunks", min=1)
     lr: float = setting(0.003, "peak learning rate of AdamW", min=0.0, max=10.0)
-    weight_decay: float = setting(0.0001, "AdamW weight decay", min=0.0, max=10.0)
+    weight_decay: float = setting(0.1, "AdamW weight decay of both phases (not on biases and norms): few training "
+                                  "videos are few scenes, and without it encoder and memory learned them instead of "
+                                  "the animals and cues", min=0.0, max=10.0)
     ema: float = setting(0.0, "decay per step of a moving average of the weights that the joint phase then "
                          "validates, keeps in its checkpoints and hands to the memory phase, e.g. 0.998 (0 = off: "
                          "the weights as the last step left them)", min=0.0, max=0.9999)
