@@ -112,6 +112,8 @@ def best_values(cfg: Config, report: dict | None, reporter, warned: list) -> tup
     falls back to frame accuracy when the data has no masks (warning once, through ``warned``)."""
     if report is None:
         return cfg.train.best_metric, None
+    if report.get("frame_accuracy") is None:  # a joint epoch before a memory phase measures frames alone only
+        return "frame_accuracy_alone", [metric("frame_accuracy_alone").signed(report["frame_accuracy_alone"])]
     name = cfg.train.best_metric
     if report.get(name) is None:
         if not warned:
@@ -148,7 +150,7 @@ def save_epoch(run_dir: Path, model, cfg: Config, data, opt, progress: Progress,
     if improved:
         for_use = {k: v for k, v in payload.items() if k not in TRAINING_STATE}
         save_checkpoint(run_dir / "best.ckpt", for_use)  # no optimiser state: for using
-        if report is not None:
+        if report is not None and "confusion" in report:
             plots.confusion_matrix(report["confusion"], data.classes, run_dir / "plots" / "confusion_best.png",
                                    title=f"validation, epoch {progress.epoch} (rows = truth)")
     save_checkpoint(run_dir / "last.ckpt", payload)

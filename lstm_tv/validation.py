@@ -129,3 +129,33 @@ def encode_videos(model: FrameClassifier, data, videos, device: torch.device, ba
             out.append(torch.cat(parts).float())  # chunks of (T_chunk, F) -> (T, F)
             bar.update(i + 1, len(videos), f"encoding {video.stem}")
     return out
+
+
+def frames_alone(model: FrameClassifier, data, videos, device: torch.device, bar, *, stride: int = 1,
+                 dist=None, chunk: int = EVAL_CHUNK) -> FrameMetrics:
+    """Metrics of every ``stride``-th frame of ``videos`` classified on its own, the memory empty (what
+    the joint phase's single-frame clips train), with the frames encoded as :func:`encode_videos` does.
+
+    Adjacent frames of a video are nearly alike, so a stride of a few frames measures nearly the same
+    accuracy at that fraction of the encoding, the costly part of validating. With ``dist`` each rank
+    takes every ``world``-th video and the ranks' metrics are combined, as :func:`evaluate_model` does.
+    """
+    mine = videos[dist.rank::dist.world] if dist is not None else videos
+    metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), model.full_precision():
+            for i, video in enumerate(mine):
+                frames = data.frames(video)[::stride]  # a strided view of the memory map: only those frames are read
+                embeddings = torch.cat([model.encode(torch.from_numpy(c).to(device)[None])[0]
+                                        for c in array_chunks(frames, chunk)]).float()  # chunks of (T', F) -> (T', F)
+                pred = logits_alone(model, embeddings, chunk).argmax(-1).numpy()
+                mask = data.mask(video)
+                metrics.update(pred, data.labels(video)[::stride], None if mask is None else mask[::stride])
+                bar.update(i + 1, len(mine), f"frames alone {video.stem}")
+    finally:
+        model.train(was_training)
+    if dist is not None and dist.active:
+        metrics = FrameMetrics.from_states(dist.all_gather(metrics.state()))
+    return metrics

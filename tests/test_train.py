@@ -326,6 +326,49 @@ def test_each_epoch_records_frames_alone_beside_the_streamed_metrics(tiny_run):
     assert "val_frame_accuracy_alone" in header
 
 
+class NoBar:
+    def update(self, *args):
+        pass
+
+
+def test_frames_alone_on_every_nth_frame_are_those_frames_of_the_whole_videos(tiny_run, tiny_prepared):
+    from lstm_tv.metrics import FrameMetrics
+    from lstm_tv.stream import logits_alone
+    from lstm_tv.validation import encode_videos, evaluate_model, frames_alone
+
+    model = model_from_checkpoint(load_checkpoint(tiny_run["ckpt"]))
+    data = PreparedDataset(tiny_prepared)
+    videos, cpu = data.split("val") + data.split("test"), torch.device("cpu")
+    embeddings = encode_videos(model, data, videos, cpu, NoBar())
+    whole = evaluate_model(model, data, videos, cpu, embeddings=embeddings, alone=True).compute(data.classes)
+    assert frames_alone(model, data, videos, cpu, NoBar()).compute(data.classes) == whole
+    expected = FrameMetrics(len(data.classes), data.classes.index(data.background))
+    for video, emb in zip(videos, embeddings, strict=True):
+        pred = logits_alone(model, emb, 256).argmax(-1).numpy()
+        expected.update(pred[::3], data.labels(video)[::3], data.mask(video)[::3])
+    strided = frames_alone(model, data, videos, cpu, NoBar(), stride=3).compute(data.classes)
+    assert strided == expected.compute(data.classes)
+    assert strided["frames"] == sum(len(range(0, v.frames, 3)) for v in videos) < whole["frames"]
+
+
+def test_the_joint_phases_validation_reads_at_least_4096_frames():
+    from lstm_tv.training import alone_stride
+
+    assert [alone_stride(n) for n in (100, 2_100, 8_191, 8_192, 16_800, 40_000)] == [1, 1, 1, 2, 4, 9]
+
+
+def test_joint_epochs_before_a_memory_phase_record_frames_alone_only(tiny_config, tmp_path, monkeypatch):
+    # The memory phase starts a new memory and head, so the joint phase's streamed metrics would measure a
+    # memory about to be replaced; with no memory phase after it, the joint phase streams as before.
+    monkeypatch.chdir(tmp_path)
+    run = train(load_config(None, tiny_config + ["train.epochs=1", "train.memory_epochs=1"]), reporter=QUIET)
+    joint, memory = load_checkpoint(run / "last.ckpt")["progress"]["history"]
+    assert 0.0 <= joint["val_frame_accuracy_alone"] <= 1.0
+    assert joint["val_frame_accuracy"] is None and joint["val_masked_accuracy"] is None
+    assert memory["val_frame_accuracy"] is not None and memory["val_frame_accuracy_alone"] is not None
+    assert load_checkpoint(run / "best.ckpt")["epoch"] == 2
+
+
 def test_best_epoch_ties_go_to_the_better_frame_accuracy():
     from lstm_tv.rundir import best_values
 
@@ -336,6 +379,8 @@ def test_best_epoch_ties_go_to_the_better_frame_accuracy():
     assert c < a < b
     # Without masks the metric falls back to frame accuracy (with one warning).
     assert best_values(cfg, {"frame_accuracy": 0.5}, QUIET, warned) == ("frame_accuracy", [0.5, 0.5])
+    # A joint epoch before a memory phase measures frames alone only.
+    assert best_values(cfg, {"frame_accuracy_alone": 0.7}, QUIET, warned) == ("frame_accuracy_alone", [0.7])
 
 
 def test_best_checkpoint_follows_the_latest_phase():
@@ -384,6 +429,7 @@ def test_each_phase_ends_when_its_metric_stops_improving_and_says_why(tiny_confi
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(training, "evaluate_model", constant_metrics)
+    monkeypatch.setattr(training, "frames_alone", constant_metrics)  # the joint phase's validation
     said = Said()
     run = train(load_config(None, tiny_config + ["train.epochs=8", "train.memory_epochs=12", "train.patience=2",
                                                     "train.joint_grace=0"]),
@@ -459,6 +505,7 @@ def test_resume_after_a_plateau_ended_the_joint_phase_goes_on_with_the_memory_ph
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(training, "evaluate_model", constant_metrics)
+    monkeypatch.setattr(training, "frames_alone", constant_metrics)  # the joint phase's validation
     base = tiny_config + ["train.epochs=5", "train.memory_epochs=4", "train.patience=1", "train.joint_grace=0"]
     whole = train(load_config(None, base + [f"run.dir={tmp_path / 'whole'}"]), reporter=QUIET)
     real = MemoryPhase.run_epoch
