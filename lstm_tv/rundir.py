@@ -134,9 +134,9 @@ def write_metrics_csv(path: Path, history: list[dict]) -> None:
 
 
 def save_epoch(run_dir: Path, model, cfg: Config, data, opt, progress: Progress, report: dict | None,
-               improved: bool) -> None:
-    """Write what an epoch leaves: ``last.ckpt`` (resumable), ``best.ckpt`` when ``improved``,
-    ``metrics.csv`` and the plots."""
+               improved: bool, curves: bool = True) -> None:
+    """Write what an epoch leaves: ``last.ckpt`` (resumable), ``best.ckpt`` and its confusion matrix when
+    ``improved``, ``metrics.csv``, and with ``curves`` the learning curves."""
     from lstm_tv import plots  # deferred: matplotlib costs ~0.5 s of start-up, needed only once an epoch is done
 
     payload = checkpoint_payload(
@@ -155,7 +155,8 @@ def save_epoch(run_dir: Path, model, cfg: Config, data, opt, progress: Progress,
                                    title=f"validation, epoch {progress.epoch} (rows = truth)")
     save_checkpoint(run_dir / "last.ckpt", payload)
     write_metrics_csv(run_dir / "metrics.csv", progress.history)
-    plots.learning_curves(progress.history, run_dir / "plots" / "learning_curves.png")
+    if curves:
+        plots.learning_curves(progress.history, run_dir / "plots" / "learning_curves.png")
 
 
 def store_temperature(path: Path, temperature: float) -> None:

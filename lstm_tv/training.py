@@ -9,6 +9,7 @@ model as ``predict`` does (:mod:`lstm_tv.validation`), and writes the run direct
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from lstm_tv.validation import calibrate, encode_videos, evaluate_model, frames_
 # frames-alone accuracy within 0.0005-0.0017 of every frame's (tenth round's gaps runs), while epochs differ
 # by 0.01-0.05. A small validation split (7 videos of 300 frames: 2,100) is read whole.
 ALONE_FRAMES = 4096
+CURVES_EVERY = 30.0  # seconds between drawings of plots/learning_curves.png during a run
 
 
 @dataclass
@@ -108,6 +110,7 @@ class _Run:
         self.clock = RemainingTime(phase_plan(cfg))
         self.warned: list = []
         self.run_dir = Path(".")
+        self.curves_drawn = -math.inf  # time.monotonic() when plots/learning_curves.png was last drawn
 
 
 def _fit(cfg: Config, ckpt: dict | None, ckpt_path: Path | None, device: torch.device, dist: Dist,
@@ -206,7 +209,11 @@ def _epoch(run: _Run, epoch: int, progress: Progress) -> None:
     reporter.info(epoch_line(row, improved, run.clock.text()))
     _end_phase(run, progress)
     if run.dist.main:
-        save_epoch(run.run_dir, run.model, cfg, run.data, phase.opt, progress, report, improved)
+        # Drawing the learning curves takes ~0.3 s, a few percent of a short epoch: at most every
+        # CURVES_EVERY seconds, and after the last epoch.
+        curves = next_phase(cfg, progress.phases) is None or time.monotonic() - run.curves_drawn >= CURVES_EVERY
+        run.curves_drawn = time.monotonic() if curves else run.curves_drawn
+        save_epoch(run.run_dir, run.model, cfg, run.data, phase.opt, progress, report, improved, curves)
 
 
 def _validate(run: _Run, phase) -> dict | None:

@@ -369,6 +369,17 @@ def test_joint_epochs_before_a_memory_phase_record_frames_alone_only(tiny_config
     assert load_checkpoint(run / "best.ckpt")["epoch"] == 2
 
 
+def test_learning_curves_are_drawn_at_most_every_30_s_and_after_the_last_epoch(tiny_config, tmp_path, monkeypatch):
+    from lstm_tv import plots
+
+    monkeypatch.chdir(tmp_path)
+    drawn = []
+    monkeypatch.setattr(plots, "learning_curves", lambda history, path: drawn.append([r["epoch"] for r in history]))
+    train(load_config(None, tiny_config + ["train.epochs=2", "train.memory_epochs=2", "train.patience=0"]),
+          reporter=QUIET)
+    assert drawn == [[1], [1, 2, 3, 4]]  # epochs of a second each: the first, then the last with all four
+
+
 def test_best_epoch_ties_go_to_the_better_frame_accuracy():
     from lstm_tv.rundir import best_values
 
