@@ -116,25 +116,27 @@ def calibrate(model: FrameClassifier, data, videos, device: torch.device, *, chu
 
 @torch.no_grad()
 def encode_videos(model: FrameClassifier, data, videos, device: torch.device, bar,
-                  chunk: int = EVAL_CHUNK) -> list[torch.Tensor]:
-    """Encode every frame of ``videos`` once, as evaluate and predict encode them (eval mode, full
-    precision, no augmentation): one (T, F) float32 tensor per video, for :func:`evaluate_model`'s
-    ``embeddings`` and the memory phase of training."""
+                  chunk: int = EVAL_CHUNK, stride: int = 1) -> list[torch.Tensor]:
+    """Encode every ``stride``-th frame of ``videos`` once, as evaluate and predict encode them (eval
+    mode, full precision, no augmentation): one (T / stride, F) float32 tensor per video, for
+    :func:`evaluate_model`'s ``embeddings``, the memory phase of training and :func:`frames_alone`."""
     model.eval()
     out = []
     with model.full_precision():
         for i, video in enumerate(videos):
-            chunks = array_chunks(data.frames(video), chunk)
+            # A strided view of the memory map: only the frames encoded are read.
+            chunks = array_chunks(data.frames(video)[::stride], chunk)
             parts = [model.encode(torch.from_numpy(c).to(device)[None])[0] for c in chunks]
             out.append(torch.cat(parts).float())  # chunks of (T_chunk, F) -> (T, F)
             bar.update(i + 1, len(videos), f"encoding {video.stem}")
     return out
 
 
+@torch.no_grad()
 def frames_alone(model: FrameClassifier, data, videos, device: torch.device, bar, *, stride: int = 1,
                  dist=None, chunk: int = EVAL_CHUNK) -> FrameMetrics:
     """Metrics of every ``stride``-th frame of ``videos`` classified on its own, the memory empty (what
-    the joint phase's single-frame clips train), with the frames encoded as :func:`encode_videos` does.
+    the joint phase's single-frame clips train), the frames encoded by :func:`encode_videos`.
 
     Adjacent frames of a video are nearly alike, so a stride of a few frames measures nearly the same
     accuracy at that fraction of the encoding, the costly part of validating. With ``dist`` each rank
@@ -143,19 +145,12 @@ def frames_alone(model: FrameClassifier, data, videos, device: torch.device, bar
     mine = videos[dist.rank::dist.world] if dist is not None else videos
     metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
     was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), model.full_precision():
-            for i, video in enumerate(mine):
-                frames = data.frames(video)[::stride]  # a strided view of the memory map: only those frames are read
-                embeddings = torch.cat([model.encode(torch.from_numpy(c).to(device)[None])[0]
-                                        for c in array_chunks(frames, chunk)]).float()  # chunks of (T', F) -> (T', F)
-                pred = logits_alone(model, embeddings, chunk).argmax(-1).numpy()
-                mask = data.mask(video)
-                metrics.update(pred, data.labels(video)[::stride], None if mask is None else mask[::stride])
-                bar.update(i + 1, len(mine), f"frames alone {video.stem}")
-    finally:
-        model.train(was_training)
+    embeddings = encode_videos(model, data, mine, device, bar, chunk, stride)  # leaves the model in eval mode
+    for video, video_embeddings in zip(mine, embeddings, strict=True):
+        pred = logits_alone(model, video_embeddings, chunk).argmax(-1).numpy()
+        mask = data.mask(video)
+        metrics.update(pred, data.labels(video)[::stride], None if mask is None else mask[::stride])
+    model.train(was_training)
     if dist is not None and dist.active:
         metrics = FrameMetrics.from_states(dist.all_gather(metrics.state()))
     return metrics
