@@ -212,7 +212,8 @@ def _epoch(run: _Run, epoch: int, progress: Progress) -> None:
         # Drawing the learning curves takes ~0.3 s, a few percent of a short epoch: at most every
         # CURVES_EVERY seconds, and after the last epoch.
         curves = next_phase(cfg, progress.phases) is None or time.monotonic() - run.curves_drawn >= CURVES_EVERY
-        run.curves_drawn = time.monotonic() if curves else run.curves_drawn
+        if curves:
+            run.curves_drawn = time.monotonic()
         save_epoch(run.run_dir, run.model, cfg, run.data, phase.opt, progress, report, improved, curves)
 
 
