@@ -73,8 +73,8 @@ from lstm_tv.validation import evaluate_model
 
 QUICK_CELLS = ("none", "rnn", "lstm")  # --quick: no memory, plain recurrence, gated; every cell: bench_cells()
 
-# The default budget, shared by every run (cell and seed aside). Smaller frames and encoder than
-# `lstm-tv train`'s default (32 px, width 16) and a fixed number of joint steps keep one run of a fused
+# The default budget, shared by every run (cell and seed aside). Smaller frames, embedding and memory
+# than `lstm-tv train`'s default (32 px, 64) and a fixed number of joint steps keep one run of a fused
 # cell to about 2-3 minutes on 2 CPU cores; the gap ranges, the frame count per video (which sets how
 # many cue-gap-silhouette cycles fit) and the method (joint epochs, then the memory phase) are those of
 # the real task. The memory phase is long because it is where the gap is learned: on 60-150 frame gaps
