@@ -145,12 +145,14 @@ def frames_alone(model: FrameClassifier, data, videos, device: torch.device, bar
     mine = videos[dist.rank::dist.world] if dist is not None else videos
     metrics = FrameMetrics(len(data.classes), data.classes.index(data.background))
     was_training = model.training
-    embeddings = encode_videos(model, data, mine, device, bar, chunk, stride)  # leaves the model in eval mode
-    for video, video_embeddings in zip(mine, embeddings, strict=True):
-        pred = logits_alone(model, video_embeddings, chunk).argmax(-1).numpy()
-        mask = data.mask(video)
-        metrics.update(pred, data.labels(video)[::stride], None if mask is None else mask[::stride])
-    model.train(was_training)
+    try:
+        embeddings = encode_videos(model, data, mine, device, bar, chunk, stride)  # leaves the model in eval mode
+        for video, video_embeddings in zip(mine, embeddings, strict=True):
+            pred = logits_alone(model, video_embeddings, chunk).argmax(-1).numpy()
+            mask = data.mask(video)
+            metrics.update(pred, data.labels(video)[::stride], None if mask is None else mask[::stride])
+    finally:
+        model.train(was_training)  # also when a read fails: the caller's next training step expects train mode
     if dist is not None and dist.active:
         metrics = FrameMetrics.from_states(dist.all_gather(metrics.state()))
     return metrics
