@@ -77,7 +77,8 @@ def cost_of_memory(cfg, data: PreparedDataset, repeats: int) -> None:
 def input_pipeline(cfg, data: PreparedDataset, steps: int, rounds: int) -> None:
     device = torch.device("cpu")
     clips = ClipDataset(data, "train", cfg.train.clip_frames, steps * cfg.train.batch_size, cfg.train.seed,
-                        augment=ClipAugment() if cfg.train.augment else None)
+                        augment=ClipAugment(scale=tuple(cfg.train.zoom), rotate=cfg.train.rotate)
+                        if cfg.train.augment else None)
     clips.set_epoch(1)
     workers = loader_workers(cfg.train.workers)
     loader = torch.utils.data.DataLoader(clips, batch_size=cfg.train.batch_size, num_workers=workers,

@@ -81,8 +81,9 @@ class JointPhase:
         self.cfg, self.device = cfg, device
         self.net = _wrap(model, device, dist)
         clips = clips_per_epoch(cfg, data, dist.world)
+        augment = ClipAugment(scale=tuple(cfg.train.zoom), rotate=cfg.train.rotate) if cfg.train.augment else None
         self.clips = ClipDataset(data, "train", cfg.train.clip_frames, clips, cfg.train.seed,
-                                 augment=ClipAugment() if cfg.train.augment else None, rank=dist.rank, world=dist.world)
+                                 augment=augment, rank=dist.rank, world=dist.world)
         workers = loader_workers(cfg.train.workers)
         self.loader = torch.utils.data.DataLoader(
             self.clips, batch_size=cfg.train.batch_size, shuffle=False, num_workers=workers,

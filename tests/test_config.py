@@ -78,6 +78,9 @@ def test_override_values(item, key, value):
     (["train.class_weights=sqrt"], "train.class_weights"),
     (["synth.gap_min=50", "synth.gap_max=10"], "synth.gap_min: 50 is larger than synth.gap_max 10"),
     (["train.tbptt=512", "train.clip_frames=64"], "train.tbptt"),
+    (["train.zoom=[1.5, 0.7]"], "train.zoom: need [min, max]"),
+    (["train.zoom=[0, 1]"], "train.zoom: need [min, max]"),
+    (["train.rotate=200"], "train.rotate: 200.0 is out of range"),
     (["train.epochs"], "must look like KEY=VALUE"),
     (["train.lr=[1, 2"], "train.lr: cannot parse"),
 ])

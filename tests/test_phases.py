@@ -12,6 +12,7 @@ import torch
 from conftest import write_raw
 
 from lstm_tv.config import load_config
+from lstm_tv.data.augment import ClipAugment
 from lstm_tv.data.dataset import PreparedDataset
 from lstm_tv.data.prepare import prepare_dataset
 from lstm_tv.distributed import Dist
@@ -36,6 +37,19 @@ def test_a_joint_epoch_covers_the_share_of_frames_it_is_given(tiny_prepared):
     assert whole == 2 * math.ceil(frames / 2)                         # every frame once, in whole batches
     assert whole / 2 - 2 <= half <= whole / 2 + 2 and half % 2 == 0  # half of them, still whole batches
     assert clips_per_epoch(load_config(None, base + ["train.steps_per_epoch=3"]), data, world=2) == 12
+
+
+def test_the_joint_phase_augments_as_the_config_says(tiny_prepared):
+    data = PreparedDataset(tiny_prepared)
+    model = build_model(load_config(None, []).model, len(data.classes))
+    dist = Dist()
+    phase = JointPhase(load_config(None, ["train.zoom=[0.9, 1.1]", "train.rotate=5"]), data, model,
+                       torch.device("cpu"), dist)
+    assert (phase.clips.augment.scale, phase.clips.augment.rotate) == ((0.9, 1.1), 5.0)
+    off = JointPhase(load_config(None, ["train.augment=false"]), data, model, torch.device("cpu"), dist)
+    assert off.clips.augment is None
+    default = load_config(None, []).train  # the config's defaults are the augmentation's own
+    assert (tuple(default.zoom), default.rotate) == (ClipAugment().scale, ClipAugment().rotate)
 
 
 def test_a_joint_epoch_takes_at_least_the_minimum_of_steps(tiny_prepared):

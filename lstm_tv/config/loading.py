@@ -119,6 +119,8 @@ def _check_consistency(cfg: Config) -> None:
                               f"got {t.class_weights}")
         if not any(w > 0 for w in t.class_weights):  # all zero: the weighted loss is 0 / 0 from the first step
             raise ConfigError(f"train.class_weights: need at least one positive weight, got {t.class_weights}")
+    if len(t.zoom) != 2 or not 0 < t.zoom[0] <= t.zoom[1] <= 4:
+        raise ConfigError(f"train.zoom: need [min, max] box areas with 0 < min <= max <= 4, got {t.zoom}")
     if t.tbptt > t.clip_frames:
         raise ConfigError(f"train.tbptt: {t.tbptt} is longer than train.clip_frames {t.clip_frames}; "
                           f"a chunk is part of a clip")
