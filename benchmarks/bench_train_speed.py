@@ -77,8 +77,7 @@ def cost_of_memory(cfg, data: PreparedDataset, repeats: int) -> None:
 def input_pipeline(cfg, data: PreparedDataset, steps: int, rounds: int) -> None:
     device = torch.device("cpu")
     clips = ClipDataset(data, "train", cfg.train.clip_frames, steps * cfg.train.batch_size, cfg.train.seed,
-                        augment=ClipAugment(scale=tuple(cfg.train.zoom), rotate=cfg.train.rotate)
-                        if cfg.train.augment else None)
+                        augment=ClipAugment.from_config(cfg.train))
     clips.set_epoch(1)
     workers = loader_workers(cfg.train.workers)
     loader = torch.utils.data.DataLoader(clips, batch_size=cfg.train.batch_size, num_workers=workers,

@@ -81,9 +81,8 @@ class JointPhase:
         self.cfg, self.device = cfg, device
         self.net = _wrap(model, device, dist)
         clips = clips_per_epoch(cfg, data, dist.world)
-        augment = ClipAugment(scale=tuple(cfg.train.zoom), rotate=cfg.train.rotate) if cfg.train.augment else None
         self.clips = ClipDataset(data, "train", cfg.train.clip_frames, clips, cfg.train.seed,
-                                 augment=augment, rank=dist.rank, world=dist.world)
+                                 augment=ClipAugment.from_config(cfg.train), rank=dist.rank, world=dist.world)
         workers = loader_workers(cfg.train.workers)
         self.loader = torch.utils.data.DataLoader(
             self.clips, batch_size=cfg.train.batch_size, shuffle=False, num_workers=workers,

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-PARAMS = 10  # one clip's transform: top, left, crop height, crop width, flip, gain R, G, B, contrast, angle
+PARAMS = 10  # one clip's transform: top, left, box height, box width, flip, gain R, G, B, contrast, angle
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,12 @@ class ClipAugment:
     brightness: float = 0.25
     contrast: float = 0.25
     tint: float = 0.08
+
+    @classmethod
+    def from_config(cls, train) -> "ClipAugment | None":
+        """The augmentation ``train`` (a ``TrainConfig``) asks for: its zoom and rotation, or None when
+        ``train.augment`` is off."""
+        return cls(scale=tuple(train.zoom), rotate=train.rotate) if train.augment else None
 
     def draw(self, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         """One clip's transform for frames of ``h`` x ``w`` pixels: a float32 vector of :data:`PARAMS` numbers."""
