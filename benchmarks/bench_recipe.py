@@ -1,10 +1,11 @@
 """The default recipe on dataset families it was not tuned to: test-split accuracy and wall time per run.
 
-Each run is what a new user does, from a fresh directory: ``lstm-tv synth`` (the family, at a seed),
-``lstm-tv prepare``, ``lstm-tv train`` with every default (plus ``train.amp``), ``lstm-tv evaluate
---split test``. The table has one row per family: masked and frame accuracy (mean and min over the
-seeds), against the issue's targets, the test split's calibration error (ECE, after the temperature
-training fits), and the wall time of synth + prepare + train.
+Each run is what a new user does, from a fresh directory: ``lstm-tv synth`` (the family, at a seed; for
+the pictures families, its ``splits.csv`` rewritten to fixed train / val / test counts), ``lstm-tv
+prepare``, ``lstm-tv train`` with every default (plus ``train.amp``), ``lstm-tv evaluate --split test``.
+The table has one row per family: masked and frame accuracy (mean and min over the seeds), against the
+issue's targets, the test split's calibration error (ECE, after the temperature training fits), and the
+wall time of synth + prepare + train.
 
     python benchmarks/bench_recipe.py [--families synthetic pictures-120 ...] [--seeds 101 102 103]
         [--amp false] [--isa avx2] [--out runs/bench-recipe] [KEY=VALUE ...]

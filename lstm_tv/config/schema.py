@@ -187,10 +187,10 @@ class TrainConfig:
     class_weights: Union[str, list[float]] = setting("auto", "auto (inverse sqrt of label frequency), none, or one "
                                                              "weight per class")
     augment: bool = setting(True, "temporally consistent augmentation: one zoom/rotation/flip/colour change per clip")
-    zoom: list[float] = setting([0.7, 1.6], "augmentation: [min, max] of the area each clip's box covers, in "
+    zoom: list[float] = setting([0.6, 2.0], "augmentation: [min, max] of the area each clip's box covers, in "
                                             "frame areas, drawn log-uniformly: below 1 a crop (zoom in), above 1 "
                                             "the frame shrunk inside its mean colour (zoom out)")
-    rotate: float = setting(15.0, "augmentation: largest rotation of a clip in degrees, either way (0 = none)",
+    rotate: float = setting(25.0, "augmentation: largest rotation of a clip in degrees, either way (0 = none)",
                             min=0.0, max=180.0)
     amp: Union[bool, str] = setting("auto", "mixed precision for the encoder (bf16; fp16 on old GPUs), the memory "
                                             "cell stays fp32: auto (on for CUDA and for CPUs with native bf16), true "

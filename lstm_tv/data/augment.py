@@ -37,8 +37,8 @@ class ClipAugment:
     colour), aspect ``ratio`` times the frame's, rotation by up to ``rotate`` degrees either way,
     horizontal flip, brightness/contrast/tint, per clip."""
 
-    scale: tuple[float, float] = (0.7, 1.6)
-    rotate: float = 15.0
+    scale: tuple[float, float] = (0.6, 2.0)
+    rotate: float = 25.0
     ratio: tuple[float, float] = (0.85, 1.18)
     flip: float = 0.5
     brightness: float = 0.25
@@ -77,8 +77,8 @@ class ClipAugment:
         top, left, ch, cw, flip = p[:, 0], p[:, 1], p[:, 2], p[:, 3], p[:, 4]
         # The box in grid_sample's coordinates (-1..1 across the frame): output (x, y) is rotated about
         # the box's centre (in pixels, hence the h/w factors), mirrored when flipped, then scaled to the
-        # box's half-sides and moved to its centre. A box at most 1.6x the frame's area shrinks by at most
-        # 1.26x, which needs no antialiasing.
+        # box's half-sides and moved to its centre. The default box of at most 2x the frame's area shrinks
+        # by at most 1.41x: bilinear sampling without antialiasing stays mild at that factor.
         cos, sin, sign = torch.cos(p[:, 9]), torch.sin(p[:, 9]), 1 - 2 * flip
         theta = torch.zeros(b, 2, 3, device=frames.device)
         theta[:, 0, 0] = cw / w * sign * cos
