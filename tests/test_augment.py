@@ -7,11 +7,13 @@ import math
 import numpy as np
 import torch
 
+from lstm_tv.config import load_config
 from lstm_tv.data.augment import PARAMS, ClipAugment
 from lstm_tv.data.dataset import ClipDataset, PreparedDataset
 
 # top, left, box 24 x 32 (the whole frame), no flip, gain 1, contrast 1, no rotation
 IDENTITY = [0, 0, 24, 32, 0, 1, 1, 1, 1, 0]
+DEFAULT = ClipAugment.from_config(load_config(None, []).train)  # the augmentation training uses
 
 
 def frames(b=2, length=3, h=24, w=32, seed=0):
@@ -81,14 +83,14 @@ def test_colour_is_a_gain_per_channel_and_a_contrast_around_mid_grey():
 
 def test_every_frame_of_a_clip_gets_the_same_transform():
     still = frames(b=1, length=1).repeat(1, 4, 1, 1, 1)   # a clip of 4 identical frames
-    drawn = ClipAugment().draw(np.random.default_rng(3), 24, 32)
+    drawn = DEFAULT.draw(np.random.default_rng(3), 24, 32)
     y = ClipAugment.apply(still, torch.from_numpy(drawn)[None])
     assert all(torch.equal(y[0, t], y[0, 0]) for t in range(4))
     assert not torch.equal(y[0, 0], still[0, 0])
 
 
 def test_draws_repeat_for_a_seed_and_zoom_both_ways_without_losing_the_frame():
-    augment = ClipAugment()
+    augment = DEFAULT
     a = augment.draw(np.random.default_rng([1, 2, 3]), 48, 64)
     assert a.shape == (PARAMS,) and np.array_equal(a, augment.draw(np.random.default_rng([1, 2, 3]), 48, 64))
     areas = []
@@ -107,9 +109,9 @@ def test_draws_repeat_for_a_seed_and_zoom_both_ways_without_losing_the_frame():
 def test_the_dataset_hands_each_clip_its_transform_and_leaves_the_pixels_alone(tiny_prepared):
     data = PreparedDataset(tiny_prepared)
     plain = ClipDataset(data, "train", 4, 6, seed=0)
-    augmented = ClipDataset(data, "train", 4, 6, seed=0, augment=ClipAugment())
+    augmented = ClipDataset(data, "train", 4, 6, seed=0, augment=DEFAULT)
     assert "augment" not in plain[0]
     assert torch.equal(augmented[0]["frames"], plain[0]["frames"])  # applied later, to the whole batch
     assert augmented[0]["augment"].shape == (PARAMS,)
-    again = ClipDataset(data, "train", 4, 6, seed=0, augment=ClipAugment())
+    again = ClipDataset(data, "train", 4, 6, seed=0, augment=DEFAULT)
     assert torch.equal(again[0]["augment"], augmented[0]["augment"])

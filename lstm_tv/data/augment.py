@@ -35,10 +35,11 @@ class ClipAugment:
     """Random zoom (a box of ``scale`` times the frame's area, drawn log-uniformly: below 1 a crop that
     magnifies, above 1 a box larger than the frame that shrinks it, its border filled with the frame's mean
     colour), aspect ``ratio`` times the frame's, rotation by up to ``rotate`` degrees either way,
-    horizontal flip, brightness/contrast/tint, per clip."""
+    horizontal flip, brightness/contrast/tint, per clip. ``scale`` and ``rotate`` have no defaults here:
+    ``train.zoom`` and ``train.rotate`` hold them (:meth:`from_config`)."""
 
-    scale: tuple[float, float] = (0.6, 2.0)
-    rotate: float = 25.0
+    scale: tuple[float, float]
+    rotate: float
     ratio: tuple[float, float] = (0.85, 1.18)
     flip: float = 0.5
     brightness: float = 0.25
